@@ -1,0 +1,187 @@
+"""Wiring: the intake in this process, the pipeline in a second one (or a thread).
+
+    MQTT ─▶ MqttLink ─▶ IntakeLoop ─▶ inbox.db ─▶ Pipeline ─▶ outbox.db ─▶ sinks
+            (paho thread)  (commit, then PUBACK)      (own process, own MQTT link)
+
+The two sides share nothing but the two SQLite files, so the pipeline can run on the
+other core. The pipeline process dies with its parent (PR_SET_PDEATHSIG), so killing
+the gateway kills all of it, which is what the crash tests and the operators expect.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import threading
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from structlog.typing import FilteringBoundLogger
+
+from gateway import logs
+from gateway.config import GatewayConfig
+from gateway.intake import Intake
+from gateway.intake_loop import IntakeLoop
+from gateway.normalize.acceptance import AcceptanceWindow
+from gateway.normalize.codes import CodeProfile, load_profile
+from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.protocols.mqtt import MqttLink, Received
+from gateway.protocols.terminal import UPLINK_SUBSCRIPTIONS
+from gateway.sinks.bus import MqttPublisher
+from gateway.sinks.objects_local import LocalObjectStore
+from gateway.sinks.registry_sqlite import SqliteRegistry
+from gateway.store.inbox import Inbox
+from gateway.store.outbox import Backoff, Outbox
+
+
+def acceptance_window(config: GatewayConfig) -> AcceptanceWindow:
+    return AcceptanceWindow(config.timezone, config.acceptance.opens, config.acceptance.closes)
+
+
+def build_pipeline(
+    config: GatewayConfig, link: MqttLink, profile: CodeProfile, log: FilteringBoundLogger
+) -> Pipeline:
+    settings = config.pipeline
+    return Pipeline(
+        inbox=Inbox(config.inbox_path),
+        outbox=Outbox(config.outbox_path),
+        spool=config.spool_dir,
+        registry=SqliteRegistry(config.registry_path, config.timezone),
+        objects=LocalObjectStore(config.objects_dir),
+        publisher=MqttPublisher(link),
+        profile=profile,
+        window=acceptance_window(config),
+        settings=PipelineSettings(
+            batch=settings.batch,
+            idle_poll_s=settings.idle_poll_ms / 1000,
+            publish_timeout_s=settings.publish_timeout_s,
+            media_max_failures=settings.media_max_failures,
+            backoff=Backoff(settings.retry_first_s, settings.retry_max_s),
+            housekeeping_s=config.store.housekeeping_s,
+            upload_ttl_s=config.store.upload_ttl_s,
+            orphan_ttl_s=config.store.orphan_ttl_s,
+        ),
+        log=log,
+    )
+
+
+def run_pipeline(config: GatewayConfig, stop: threading.Event, log: FilteringBoundLogger) -> None:
+    """The pipeline with its own outbound MQTT connection, until `stop` is set."""
+    link = MqttLink(config.mqtt, log, client_id=f"{config.mqtt.client_id}-out", persistent=False)
+    link.start()
+    pipeline = build_pipeline(config, link, load_profile(config.codes_dir, config.codes.profile), log)
+    try:
+        pipeline.run(stop)
+    finally:
+        link.stop()
+
+
+def _pipeline_process(config_json: str, parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
+    config = GatewayConfig.model_validate_json(config_json)
+    logs.setup(config.log.level, config.log.format)
+    log = logs.get("gateway.pipeline")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    log.info("pipeline.started", pid=os.getpid())
+    run_pipeline(config, stop, log)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, log: FilteringBoundLogger) -> None:
+        self.config = config
+        self.log = log
+        # Everything that can be wrong with the set-up fails here, before any connection.
+        self.profile = load_profile(config.codes_dir, config.codes.profile)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.inbox = Inbox(config.inbox_path)
+        self.outbox = Outbox(config.outbox_path)
+        self.link = MqttLink(
+            config.mqtt, log, subscriptions=UPLINK_SUBSCRIPTIONS, on_message=self._received
+        )
+        self.intake = IntakeLoop(
+            Intake(self.inbox, self.outbox, self.profile, log),
+            self.link,
+            config.limits.wire(),
+            config.store,
+            log,
+        )
+        self._stop_pipeline = threading.Event()
+        self._pipeline: BaseProcess | threading.Thread | None = None
+
+    def _received(self, message: Received) -> None:
+        self.intake.submit(message)
+
+    def start(self) -> None:
+        if self.config.pipeline.mode == "process":
+            context = multiprocessing.get_context("spawn")
+            self._pipeline = context.Process(
+                target=_pipeline_process,
+                args=(self.config.model_dump_json(), os.getpid()),
+                name="cgt-pipeline",
+            )
+        else:
+            self._pipeline = threading.Thread(
+                target=run_pipeline,
+                args=(self.config, self._stop_pipeline, self.log.bind(part="pipeline")),
+                name="pipeline",
+                daemon=True,
+            )
+        self._pipeline.start()
+        self.intake.start()
+        self.link.start()
+        self.log.info(
+            "gateway.started",
+            broker=self.config.mqtt.broker,
+            data_dir=str(self.config.data_dir),
+            pipeline=self.config.pipeline.mode,
+        )
+
+    def stop(self) -> None:
+        self.link.stop()
+        self.intake.stop()
+        self._stop_pipeline.set()
+        if isinstance(self._pipeline, BaseProcess):
+            if self._pipeline.pid is not None and self._pipeline.is_alive():
+                os.kill(self._pipeline.pid, signal.SIGTERM)
+            self._pipeline.join(30)
+        elif self._pipeline is not None:
+            self._pipeline.join(30)
+        self.inbox.close()
+        self.outbox.close()
+        self.log.info("gateway.stopped", committed=self.intake.committed)
+
+    def pipeline_alive(self) -> bool:
+        return self._pipeline is not None and self._pipeline.is_alive()
+
+
+def serve(config: GatewayConfig, log: FilteringBoundLogger) -> int:
+    """Run until SIGTERM or SIGINT; exit non-zero if the pipeline dies under us."""
+    gateway = Gateway(config, log)
+    stop = threading.Event()
+
+    def request_stop(*_: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    gateway.start()
+    status = 0
+    while not stop.wait(1.0):
+        if not gateway.pipeline_alive():
+            log.error("pipeline.died")
+            status = 1
+            break
+    gateway.stop()
+    return status

@@ -1,0 +1,112 @@
+"""Mosquitto for the demo and the tests: the project's config, rendered, and a process.
+
+Production brokers are run by operators from a config written the same way (see
+`docs/operations.md`); this module only saves them and the tests from repeating it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.config import default_config_dir
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def write_config(
+    directory: Path,
+    port: int,
+    *,
+    bind: str = "127.0.0.1",
+    auth_lines: str = "",
+    allow_anonymous: bool = True,
+) -> Path:
+    """Render `config/mosquitto/mosquitto.conf.template` into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "data").mkdir(exist_ok=True)
+    template = (default_config_dir() / "mosquitto" / "mosquitto.conf.template").read_text()
+    text = template.format(
+        port=port,
+        bind=bind,
+        allow_anonymous="true" if allow_anonymous else "false",
+        auth_lines=auth_lines,
+        persistence_dir=directory / "data",
+        log_dest=f"file {directory / 'mosquitto.log'}",
+    )
+    path = directory / "mosquitto.conf"
+    path.write_text(text)
+    return path
+
+
+def find_mosquitto() -> str:
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise FileNotFoundError("mosquitto is not installed (Debian package `mosquitto`)")
+
+
+@dataclass
+class Mosquitto:
+    """A Mosquitto process on a loopback port with the project's config."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    auth_lines: str = ""
+    allow_anonymous: bool = True
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> Mosquitto:
+        conf = write_config(
+            self.directory,
+            self.port,
+            auth_lines=self.auth_lines,
+            allow_anonymous=self.allow_anonymous,
+        )
+        self.process = subprocess.Popen(  # noqa: S603 - our own binary and config
+            [find_mosquitto(), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                error = self.process.stderr.read().decode() if self.process.stderr else ""
+                log = self.directory / "mosquitto.log"
+                raise RuntimeError(f"mosquitto exited: {error} {log.read_text() if log.exists() else ''}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"mosquitto did not listen on {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,176 @@
+"""The intake: decoded uplink events into the inbox, in batches, and the answers they need.
+
+`Intake.apply` runs one batch in one transaction and returns the downlinks to send; the
+caller acknowledges the batch's messages to the broker only after it returns, i.e. after
+the commit. Answers that need no pipeline work (a rejection, chunks still missing, the
+status of a known report) go out from here at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from structlog.typing import FilteringBoundLogger
+
+from gateway.errors import REASON_TEXT, Reason
+from gateway.normalize.codes import CodeProfile
+from gateway.protocols import terminal
+from gateway.protocols.payloads import ReasonBody
+from gateway.protocols.terminal import (
+    ChunkReceived,
+    Rejected,
+    ReportReceived,
+    StatusReceived,
+    TrackReceived,
+    UplinkEvent,
+)
+from gateway.store.inbox import Added, ChunkIgnored, ChunkStored, Inbox, Known, Refused
+from gateway.store.outbox import Outbox
+
+
+@dataclass(frozen=True, slots=True)
+class Downlink:
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Arrived:
+    event: UplinkEvent
+    received_at: str  # RFC 3339, UTC
+
+
+class Intake:
+    def __init__(
+        self, inbox: Inbox, outbox: Outbox, profile: CodeProfile, log: FilteringBoundLogger
+    ) -> None:
+        self.inbox = inbox
+        self.outbox = outbox
+        self.profile = profile
+        self.log = log
+
+    def apply(self, batch: Sequence[Arrived]) -> list[Downlink]:
+        """Apply a batch in one durable transaction; returns the downlinks it calls for."""
+        downlinks: list[Downlink] = []
+        with self.inbox.batch():
+            for arrived in batch:
+                downlinks.extend(self._apply(arrived.event, arrived.received_at))
+        return downlinks
+
+    def _apply(self, event: UplinkEvent, received_at: str) -> list[Downlink]:
+        if isinstance(event, ChunkReceived):
+            return self._chunk(event)
+        if isinstance(event, ReportReceived):
+            return self._report(event, received_at)
+        if isinstance(event, StatusReceived):
+            return self._status(event, received_at)
+        if isinstance(event, TrackReceived):
+            fixes = [
+                (fix.time.isoformat() if fix.time else None, fix.lat, fix.lon, fix.accuracy_m)
+                for fix in event.track.fixes
+            ]
+            self.inbox.add_track(event.device_id, fixes, received_at)
+            return []
+        return self._refuse(event)
+
+    def _report(self, event: ReportReceived, received_at: str) -> list[Downlink]:
+        envelope = event.envelope
+        ids = {"device_id": event.device_id, "report_id": event.report_id}
+        if self.profile.lookup(envelope.kind, envelope.class_code) is None:
+            return self._refuse_report(
+                event,
+                Reason.CLASS_UNKNOWN,
+                f"{envelope.kind} {envelope.class_code} is not in profile {self.profile.name}",
+            )
+        result = self.inbox.add_report(
+            event.device_id, event.report_id, envelope, event.payload, received_at
+        )
+        if isinstance(result, Refused):
+            return self._refuse_report(event, result.reason, result.message)
+        if isinstance(result, Added):
+            self.log.debug("report.received", media=len(envelope.media), **ids)
+            return self._incomplete(event.device_id, event.report_id, result.missing)
+        if result.device_id != event.device_id:
+            return self._refuse_report(event, Reason.REPORT_ID_CONFLICT, REASON_TEXT[Reason.REPORT_ID_CONFLICT])
+        self.log.debug("report.resent", **ids)
+        return self._where_it_stands(event.device_id, event.report_id, result)
+
+    def _where_it_stands(self, device_id: str, report_id: str, known: Known) -> list[Downlink]:
+        """Answer a re-sent report: accepted with its case, rejected, or chunks missing."""
+        state = self.outbox.state_of(report_id)
+        topic = terminal.ack_topic(device_id)
+        if state is not None and state.case_no is not None:
+            return [Downlink(topic, terminal.encode_accepted(report_id, state.case_no))]
+        if state is not None and state.state == "rejected":
+            reason = ReasonBody(code=state.reason_code or "", message=state.reason_message or "")
+            return [Downlink(topic, terminal.encode_rejected(report_id, reason))]
+        # Not decided yet: either chunks are missing, or the pipeline has it in hand.
+        return self._incomplete(device_id, report_id, known.missing)
+
+    def _incomplete(
+        self, device_id: str, report_id: str, missing: dict[str, list[int]]
+    ) -> list[Downlink]:
+        if not missing:
+            return []
+        payload = terminal.encode_incomplete(report_id, missing)
+        return [Downlink(terminal.ack_topic(device_id), payload)]
+
+    def _chunk(self, event: ChunkReceived) -> list[Downlink]:
+        result = self.inbox.add_chunk(event.device_id, event.media_id, event.seq, event.data)
+        if isinstance(result, ChunkStored | ChunkIgnored):
+            return []
+        return self._refuse(
+            Rejected(
+                terminal.media_topic(event.device_id, event.media_id, event.seq),
+                result.reason,
+                result.message,
+                event.device_id,
+                media_id=event.media_id,
+                seq=event.seq,
+            )
+        )
+
+    def _status(self, event: StatusReceived, received_at: str) -> list[Downlink]:
+        status = event.status
+        self.inbox.set_status(
+            event.device_id,
+            status.online,
+            status.battery_pct,
+            status.firmware,
+            status.signal_dbm,
+            received_at,
+        )
+        if not status.online:
+            return []
+        # Back online: tell the terminal at once which chunks of its uploads are missing,
+        # so it resumes with just those.
+        downlinks: list[Downlink] = []
+        for report_id in self.inbox.waiting_reports(event.device_id):
+            missing = self.inbox.missing_chunks(report_id)
+            downlinks.extend(self._incomplete(event.device_id, report_id, missing))
+        return downlinks
+
+    def _refuse_report(self, event: ReportReceived, reason: Reason, message: str) -> list[Downlink]:
+        return self._refuse(
+            Rejected(
+                terminal.report_topic(event.device_id),
+                reason,
+                message,
+                event.device_id,
+                event.report_id,
+            )
+        )
+
+    def _refuse(self, rejected: Rejected) -> list[Downlink]:
+        self.log.warning(
+            "uplink.rejected",
+            reason=rejected.reason.value,
+            detail=rejected.message,
+            topic=rejected.topic,
+            device_id=rejected.device_id,
+            report_id=rejected.report_id,
+            field=rejected.field,
+        )
+        reply = terminal.reply_to(rejected)
+        return [Downlink(*reply)] if reply else []

@@ -1,0 +1,1 @@
+"""Media stages: chunk assembly, photo compression, voice transcoding. Pure: files in, files out."""

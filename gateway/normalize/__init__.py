@@ -1,0 +1,1 @@
+"""The standard component/event message: code profiles, acceptance window, case numbers."""

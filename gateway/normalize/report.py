@@ -1,0 +1,116 @@
+"""The standard component/event message (GB/T 30428 style), built from one report.
+
+A pure function of the envelope, what the gateway knew when it arrived and the config:
+the same inputs always give the same document, so a reprocessed report is identical.
+The document's shape is `gateway/schemas/normalized-report.schema.json`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.normalize.acceptance import AcceptanceWindow
+from gateway.normalize.codes import ClassEntry
+from gateway.object_keys import original_key
+from gateway.protocols.payloads import Fix, ReportEnvelope
+
+SCHEMA_ID = "https://cgt-gateway.example/schemas/normalized-report/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What the gateway knew of a report when it arrived."""
+
+    device_id: str
+    received_at: datetime
+    unit: str | None = None
+
+
+def normalize(
+    envelope: ReportEnvelope,
+    arrival: Arrival,
+    entry: ClassEntry,
+    profile: str,
+    window: AcceptanceWindow,
+    location: dict[str, Any] | None = None,
+    media_extra: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Build the normalized report (without `case_no`, which the registry assigns).
+
+    `location` replaces the plain fix block when the geo stage has placed the report;
+    `media_extra` adds per-media metadata (derivatives, capture time) by media id.
+    """
+    media_extra = media_extra or {}
+    return {
+        "$schema": SCHEMA_ID,
+        "report_id": envelope.report_id.lower(),
+        "case_no": None,
+        "class": {
+            "type": entry.kind,
+            "code": entry.code,
+            "major": {"code": entry.major_code, "name": entry.major_name},
+            "minor": {"code": entry.minor_code, "name": entry.minor_name},
+            "name_en": entry.name_en,
+            "profile": profile,
+        },
+        "object_code": envelope.object_code,
+        "description": envelope.description,
+        "location": location if location is not None else location_from_fix(envelope.fix),
+        "reporter": {
+            "device_id": arrival.device_id,
+            "inspector_id": envelope.inspector_id,
+            "unit": arrival.unit,
+        },
+        "reported_at": envelope.created_at.isoformat(),
+        "received_at": arrival.received_at.isoformat(),
+        "acceptance": {
+            "inside_window": window.contains(arrival.received_at),
+            "window": window.label(),
+            "timezone": window.timezone.key,
+        },
+        "task_id": envelope.task_id,
+        "media": [
+            {
+                "media_id": manifest.media_id.lower(),
+                "kind": manifest.kind,
+                "mime": manifest.mime,
+                "original": {
+                    "key": original_key(manifest.sha256, manifest.mime),
+                    "sha256": manifest.sha256,
+                    "bytes": manifest.bytes,
+                },
+                "derivatives": [],
+                **media_extra.get(manifest.media_id.lower(), {}),
+            }
+            for manifest in envelope.media
+        ],
+    }
+
+
+def location_from_fix(fix: Fix | None) -> dict[str, Any]:
+    """The location block when only the terminal's own fix is known."""
+    return {
+        "source": "fix" if fix is not None else "none",
+        "wgs84": fix_block(fix) if fix is not None else None,
+        "gcj02": None,
+        "grid_code": None,
+        "segment": None,
+        "responsible_units": [],
+        "coverage": None,
+        "flags": [] if fix is not None else ["location.unknown"],
+    }
+
+
+def fix_block(fix: Fix) -> dict[str, Any]:
+    return {
+        "lat": fix.lat,
+        "lon": fix.lon,
+        "accuracy_m": fix.accuracy_m,
+        "time": fix.time.isoformat() if fix.time is not None else None,
+    }
+
+
+def with_case_no(report: dict[str, Any], case_no: str) -> dict[str, Any]:
+    return {**report, "case_no": case_no}

@@ -1,0 +1,1 @@
+"""Wire protocols as plain functions over bytes (terminal, NMEA, gpsd) and thin transports."""

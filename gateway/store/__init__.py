@@ -1,0 +1,1 @@
+"""The gateway's durable local stores: the inbox and the outbox (SQLite, WAL)."""

@@ -1,0 +1,59 @@
+"""SQLite connections for the gateway's durable stores: WAL, full sync, versioned schemas."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+# Long enough to ride out the other process's batch commit (a few ms), short enough that a
+# stuck writer shows up as an error instead of a silent stall.
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: Path, migrations: Sequence[str] = ()) -> sqlite3.Connection:
+    """Open (creating if needed) a WAL database with durable commits and apply migrations.
+
+    `migrations[i]` upgrades the schema from version i to i+1; the version lives in
+    `PRAGMA user_version`, so a store written by an older gateway is brought forward.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit is on disk (WAL fsynced) before we acknowledge anything built on it.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if migrations:
+        migrate(conn, migrations)
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> None:
+    with transaction(conn):
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        for number in range(version, len(migrations)):
+            for statement in _statements(migrations[number]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+
+
+def _statements(script: str) -> Iterator[str]:
+    # Our schemas hold no triggers or string literals with ';', so a split is exact;
+    # executescript() would commit on its own and break the migration's transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            yield statement
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,0 +1,397 @@
+"""The durable inbox: reports, media manifests and their chunks, as terminals sent them.
+
+One writer on the hot path (the intake, in batched transactions) and a few rare writes
+from the pipeline (dropping assembled chunks, resetting a corrupt upload, expiry).
+Reports whose media are all present are appended to `ready`, an ordered queue that the
+pipeline reads by cursor, so the two sides never wait on each other's state.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import Reason
+from gateway.protocols.payloads import MediaManifest, ReportEnvelope
+from gateway.store.db import connect, transaction
+
+MIGRATIONS = (
+    """
+    CREATE TABLE reports (
+        report_id   TEXT PRIMARY KEY,
+        device_id   TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        payload     BLOB NOT NULL,
+        missing     INTEGER NOT NULL,
+        updated_at  REAL NOT NULL
+    );
+    CREATE INDEX reports_waiting ON reports(updated_at) WHERE missing > 0;
+    CREATE TABLE media (
+        device_id   TEXT NOT NULL,
+        media_id    TEXT NOT NULL,
+        report_id   TEXT NOT NULL REFERENCES reports(report_id) ON DELETE CASCADE,
+        chunk_count INTEGER NOT NULL,
+        chunk_bytes INTEGER NOT NULL,
+        bytes       INTEGER NOT NULL,
+        received    INTEGER NOT NULL,
+        PRIMARY KEY (device_id, media_id)
+    );
+    CREATE INDEX media_report ON media(report_id);
+    CREATE TABLE chunks (
+        device_id   TEXT NOT NULL,
+        media_id    TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        data        BLOB NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (device_id, media_id, seq)
+    );
+    CREATE INDEX chunks_age ON chunks(received_at);
+    CREATE TABLE ready (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        report_id TEXT NOT NULL
+    );
+    CREATE TABLE device_status (
+        device_id   TEXT PRIMARY KEY,
+        online      INTEGER NOT NULL,
+        battery_pct REAL,
+        firmware    TEXT,
+        signal_dbm  INTEGER,
+        updated_at  TEXT NOT NULL
+    );
+    CREATE TABLE track (
+        device_id   TEXT NOT NULL,
+        time        TEXT,
+        lat         REAL NOT NULL,
+        lon         REAL NOT NULL,
+        accuracy_m  REAL,
+        received_at TEXT NOT NULL
+    );
+    CREATE INDEX track_device ON track(device_id, received_at)
+    """,
+)
+
+
+# ---- results of intake operations ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """A new report. `missing` lists the chunks still to come, empty when it is ready."""
+
+    missing: dict[str, list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """The report id was seen before (a re-send or a redelivery)."""
+
+    device_id: str
+    missing: dict[str, list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkStored:
+    """A chunk was new. `completed` names the report it made ready, if any."""
+
+    completed: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkIgnored:
+    """A duplicate, or a chunk of a media file that is already whole."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyReport:
+    seq: int
+    report_id: str
+    device_id: str
+    received_at: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MediaUpload:
+    device_id: str
+    media_id: str
+    chunk_count: int
+    bytes: int
+
+
+class Inbox:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = connect(path, MIGRATIONS)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def batch(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One transaction around a batch of intake operations; commit is the durability point."""
+        return transaction(self.conn)
+
+    # ---- intake (call inside `batch()`) -------------------------------------------------
+
+    def add_report(
+        self, device_id: str, report_id: str, envelope: ReportEnvelope, payload: bytes, received_at: str
+    ) -> Added | Known | Refused:
+        row = self.conn.execute(
+            "SELECT device_id FROM reports WHERE report_id = ?", (report_id,)
+        ).fetchone()
+        if row is not None:
+            return Known(row[0], self.missing_chunks(report_id))
+        for manifest in envelope.media:
+            taken = self.conn.execute(
+                "SELECT 1 FROM media WHERE device_id = ? AND media_id = ?",
+                (device_id, manifest.media_id.lower()),
+            ).fetchone()
+            if taken is not None:
+                return Refused(Reason.MEDIA_ID_IN_USE, f"media {manifest.media_id} is in another report")
+        now = time.time()
+        self.conn.execute(
+            "INSERT INTO reports (report_id, device_id, received_at, payload, missing, updated_at)"
+            " VALUES (?, ?, ?, ?, 0, ?)",
+            (report_id, device_id, received_at, payload, now),
+        )
+        missing_total = 0
+        for manifest in envelope.media:
+            missing_total += self._add_media(device_id, report_id, manifest)
+        if missing_total:
+            self.conn.execute(
+                "UPDATE reports SET missing = ? WHERE report_id = ?", (missing_total, report_id)
+            )
+            return Added(self.missing_chunks(report_id))
+        self.conn.execute("INSERT INTO ready (report_id) VALUES (?)", (report_id,))
+        return Added({})
+
+    def _add_media(self, device_id: str, report_id: str, manifest: MediaManifest) -> int:
+        """Record one manifest, adopting chunks that came before it. Returns chunks missing."""
+        media_id = manifest.media_id.lower()
+        early = self.conn.execute(
+            "SELECT seq, length(data) FROM chunks WHERE device_id = ? AND media_id = ?",
+            (device_id, media_id),
+        ).fetchall()
+        # Chunks that came first were stored blind; those that do not fit the manifest go.
+        misfits = [
+            (device_id, media_id, seq)
+            for seq, size in early
+            if seq >= manifest.chunk_count or size != manifest.expected_chunk_size(seq)
+        ]
+        self.conn.executemany(
+            "DELETE FROM chunks WHERE device_id = ? AND media_id = ? AND seq = ?", misfits
+        )
+        received = len(early) - len(misfits)
+        self.conn.execute(
+            "INSERT INTO media (device_id, media_id, report_id, chunk_count, chunk_bytes, bytes,"
+            " received) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                device_id,
+                media_id,
+                report_id,
+                manifest.chunk_count,
+                manifest.chunk_bytes,
+                manifest.bytes,
+                received,
+            ),
+        )
+        return manifest.chunk_count - received
+
+    def add_chunk(
+        self, device_id: str, media_id: str, seq: int, data: bytes
+    ) -> ChunkStored | ChunkIgnored | Refused:
+        row = self.conn.execute(
+            "SELECT report_id, chunk_count, chunk_bytes, bytes, received FROM media"
+            " WHERE device_id = ? AND media_id = ?",
+            (device_id, media_id),
+        ).fetchone()
+        now = time.time()
+        if row is None:  # before its report: keep it until the manifest comes (or it expires)
+            cursor = self.conn.execute(
+                "INSERT OR IGNORE INTO chunks (device_id, media_id, seq, data, received_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (device_id, media_id, seq, data, now),
+            )
+            return ChunkStored() if cursor.rowcount else ChunkIgnored()
+        report_id, chunk_count, chunk_bytes, size, received = row
+        if received >= chunk_count:
+            return ChunkIgnored()
+        if seq >= chunk_count:
+            return Refused(Reason.CHUNK_SEQ_RANGE, f"seq {seq} >= chunk count {chunk_count}")
+        expected = chunk_bytes if seq < chunk_count - 1 else size - chunk_bytes * (chunk_count - 1)
+        if len(data) != expected:
+            return Refused(Reason.CHUNK_SIZE, f"chunk {seq} has {len(data)} bytes, expected {expected}")
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO chunks (device_id, media_id, seq, data, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (device_id, media_id, seq, data, now),
+        )
+        if not cursor.rowcount:
+            return ChunkIgnored()
+        self.conn.execute(
+            "UPDATE media SET received = received + 1 WHERE device_id = ? AND media_id = ?",
+            (device_id, media_id),
+        )
+        (missing,) = self.conn.execute(
+            "UPDATE reports SET missing = missing - 1, updated_at = ? WHERE report_id = ?"
+            " RETURNING missing",
+            (now, report_id),
+        ).fetchone()
+        if missing == 0:
+            self.conn.execute("INSERT INTO ready (report_id) VALUES (?)", (report_id,))
+            return ChunkStored(completed=report_id)
+        return ChunkStored()
+
+    def missing_chunks(self, report_id: str) -> dict[str, list[int]]:
+        missing: dict[str, list[int]] = {}
+        uploads = self.conn.execute(
+            "SELECT device_id, media_id, chunk_count FROM media"
+            " WHERE report_id = ? AND received < chunk_count ORDER BY media_id",
+            (report_id,),
+        ).fetchall()
+        for device_id, media_id, chunk_count in uploads:
+            present = {
+                seq
+                for (seq,) in self.conn.execute(
+                    "SELECT seq FROM chunks WHERE device_id = ? AND media_id = ?",
+                    (device_id, media_id),
+                )
+            }
+            missing[media_id] = [seq for seq in range(chunk_count) if seq not in present]
+        return missing
+
+    def waiting_reports(self, device_id: str) -> list[str]:
+        """Reports of a device whose media are still incomplete."""
+        rows = self.conn.execute(
+            "SELECT report_id FROM reports WHERE device_id = ? AND missing > 0", (device_id,)
+        )
+        return [report_id for (report_id,) in rows]
+
+    def set_status(
+        self,
+        device_id: str,
+        online: bool,
+        battery_pct: float | None,
+        firmware: str | None,
+        signal_dbm: int | None,
+        at: str,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO device_status (device_id, online, battery_pct, firmware, signal_dbm,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
+            " online = excluded.online, battery_pct = excluded.battery_pct,"
+            " firmware = excluded.firmware, signal_dbm = excluded.signal_dbm,"
+            " updated_at = excluded.updated_at",
+            (device_id, online, battery_pct, firmware, signal_dbm, at),
+        )
+
+    def add_track(
+        self, device_id: str, fixes: list[tuple[str | None, float, float, float | None]], at: str
+    ) -> None:
+        self.conn.executemany(
+            "INSERT INTO track (device_id, time, lat, lon, accuracy_m, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(device_id, when, lat, lon, accuracy, at) for when, lat, lon, accuracy in fixes],
+        )
+
+    # ---- pipeline ------------------------------------------------------------------------
+
+    def ready_after(self, cursor: int, limit: int) -> list[ReadyReport]:
+        rows = self.conn.execute(
+            "SELECT ready.seq, reports.report_id, reports.device_id, reports.received_at,"
+            " reports.payload FROM ready JOIN reports USING (report_id)"
+            " WHERE ready.seq > ? ORDER BY ready.seq LIMIT ?",
+            (cursor, limit),
+        ).fetchall()
+        return [ReadyReport(*row) for row in rows]
+
+    def last_ready_seq(self) -> int:
+        (seq,) = self.conn.execute("SELECT coalesce(max(seq), 0) FROM ready").fetchone()
+        return int(seq)
+
+    def uploads_of(self, report_id: str) -> list[MediaUpload]:
+        rows = self.conn.execute(
+            "SELECT device_id, media_id, chunk_count, bytes FROM media WHERE report_id = ?",
+            (report_id,),
+        ).fetchall()
+        return [MediaUpload(*row) for row in rows]
+
+    def chunks(self, device_id: str, media_id: str) -> Iterator[tuple[int, bytes]]:
+        """The chunks of one upload in order, one row at a time (never the whole file)."""
+        cursor = self.conn.execute(
+            "SELECT seq, data FROM chunks WHERE device_id = ? AND media_id = ? ORDER BY seq",
+            (device_id, media_id),
+        )
+        for seq, data in cursor:
+            yield seq, data
+
+    def drop_chunks(self, uploads: list[tuple[str, str]]) -> None:
+        """Forget the chunks of assembled uploads (their file is durable in the spool)."""
+        with transaction(self.conn):
+            self.conn.executemany(
+                "DELETE FROM chunks WHERE device_id = ? AND media_id = ?", uploads
+            )
+
+    def restart_upload(self, device_id: str, media_id: str) -> None:
+        """Throw away a corrupt upload so the terminal sends it again from the start."""
+        with transaction(self.conn):
+            row = self.conn.execute(
+                "SELECT report_id, chunk_count FROM media WHERE device_id = ? AND media_id = ?",
+                (device_id, media_id),
+            ).fetchone()
+            if row is None:
+                return
+            report_id, chunk_count = row
+            self.conn.execute(
+                "DELETE FROM chunks WHERE device_id = ? AND media_id = ?", (device_id, media_id)
+            )
+            self.conn.execute(
+                "UPDATE media SET received = 0 WHERE device_id = ? AND media_id = ?",
+                (device_id, media_id),
+            )
+            self.conn.execute(
+                "UPDATE reports SET missing = missing + ?, updated_at = ? WHERE report_id = ?",
+                (chunk_count, time.time(), report_id),
+            )
+
+    def expire(self, now: float, upload_ttl_s: float, orphan_ttl_s: float) -> tuple[list[str], int]:
+        """Drop uploads abandoned for `upload_ttl_s` and orphan chunks older than
+        `orphan_ttl_s`. Returns the expired report ids and the number of orphans dropped."""
+        with transaction(self.conn):
+            expired = [
+                report_id
+                for (report_id,) in self.conn.execute(
+                    "SELECT report_id FROM reports WHERE missing > 0 AND updated_at < ?",
+                    (now - upload_ttl_s,),
+                )
+            ]
+            for report_id in expired:
+                self.conn.execute(
+                    "DELETE FROM chunks WHERE (device_id, media_id) IN"
+                    " (SELECT device_id, media_id FROM media WHERE report_id = ?)",
+                    (report_id,),
+                )
+                self.conn.execute("DELETE FROM reports WHERE report_id = ?", (report_id,))
+            orphans = self.conn.execute(
+                "DELETE FROM chunks WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM media"
+                " WHERE media.device_id = chunks.device_id AND media.media_id = chunks.media_id)",
+                (now - orphan_ttl_s,),
+            ).rowcount
+        return expired, orphans
+
+    def counts(self) -> dict[str, int]:
+        """Depths for operators: waiting reports, spooled chunks and their bytes."""
+        waiting, chunks, spooled = self.conn.execute(
+            "SELECT (SELECT count(*) FROM reports WHERE missing > 0), count(*),"
+            " coalesce(sum(length(data)), 0) FROM chunks"
+        ).fetchone()
+        return {"reports_waiting": waiting, "chunks": chunks, "chunk_bytes": spooled}
