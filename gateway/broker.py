@@ -6,6 +6,7 @@ Production brokers are run by operators from a config written the same way (see
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,7 @@ def write_config(
     bind: str = "127.0.0.1",
     auth_lines: str = "",
     allow_anonymous: bool = True,
+    run_as: str | None = None,
 ) -> Path:
     """Render `config/mosquitto/mosquitto.conf.template` into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -40,6 +42,7 @@ def write_config(
         bind=bind,
         allow_anonymous="true" if allow_anonymous else "false",
         auth_lines=auth_lines,
+        user_line=f"user {run_as}" if run_as else "",
         persistence_dir=directory / "data",
         log_dest=f"file {directory / 'mosquitto.log'}",
     )
@@ -75,18 +78,21 @@ class Mosquitto:
             self.port,
             auth_lines=self.auth_lines,
             allow_anonymous=self.allow_anonymous,
+            # Started as root, Mosquitto drops to the `mosquitto` user, which cannot read a
+            # test's or demo's private directory; it stays the user that started it.
+            run_as="root" if os.geteuid() == 0 else None,
         )
-        self.process = subprocess.Popen(  # noqa: S603 - our own binary and config
-            [find_mosquitto(), "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        stderr = self.directory / "stderr.log"
+        with stderr.open("ab") as errors:
+            self.process = subprocess.Popen(  # noqa: S603 - our own binary and config
+                [find_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=errors
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                error = self.process.stderr.read().decode() if self.process.stderr else ""
                 log = self.directory / "mosquitto.log"
-                raise RuntimeError(f"mosquitto exited: {error} {log.read_text() if log.exists() else ''}")
+                found = stderr.read_text() + (log.read_text() if log.exists() else "")
+                raise RuntimeError(f"mosquitto exited {self.process.returncode}: {found}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self

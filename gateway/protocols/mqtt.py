@@ -69,6 +69,7 @@ class MqttLink:
         self.client.on_connect = self._connected_cb
         self.client.on_disconnect = self._disconnected_cb
         self.client.on_message = self._message_cb
+        self.client.on_subscribe = self._subscribed_cb
         self._configure_security()
 
     def _configure_security(self) -> None:
@@ -176,6 +177,20 @@ class MqttLink:
             self.log.warning("mqtt.disconnected", reason=str(reason))
         if self._on_state:
             self._on_state(False)
+
+    def _subscribed_cb(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            self.log.error("mqtt.subscribe_refused", reasons=refused)
+        else:
+            self.log.info("mqtt.subscribed", topics=len(reasons))
 
     def _message_cb(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if self._on_message is None:

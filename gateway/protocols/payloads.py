@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -231,4 +231,3 @@ class TerminalConfig(_Strict):
     chunk_bytes: int
     photo_max_px: int
     upload_windows: list[str] = []
-    extra: dict[str, Any] = {}

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from gateway.errors import SinkError
+from gateway.normalize.case_no import case_number
 from gateway.sinks.ports import NewCase
 
 
 class MemoryRegistry:
-    def __init__(self) -> None:
+    def __init__(self, tz: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> None:
         self.cases: dict[str, tuple[str, NewCase]] = {}
+        self.tz = tz
         self.failure: SinkError | None = None
 
     def register(self, cases: Sequence[NewCase]) -> list[str]:
@@ -21,7 +24,9 @@ class MemoryRegistry:
         numbers = []
         for case in cases:
             if case.report_id not in self.cases:
-                self.cases[case.report_id] = (f"CASE{len(self.cases) + 1:06d}", case)
+                serial = len(self.cases) + 1
+                number = case_number(case.kind, case.class_code, case.received_at, serial, self.tz)
+                self.cases[case.report_id] = (number, case)
             numbers.append(self.cases[case.report_id][0])
         return numbers
 

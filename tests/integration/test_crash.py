@@ -1,0 +1,79 @@
+"""The gateway killed with SIGKILL mid-stream loses no report and makes no duplicate case."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from gateway.broker import Mosquitto
+from tests.factories import envelope, random_upload
+from tests.integration.helpers import GatewayProcess, Terminal, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPORTS_PER_TERMINAL = 150
+TERMINALS = 4
+RATE_PER_TERMINAL = 60  # reports per second: the stream lasts about 2.5 s
+
+
+def stream(terminal: Terminal, sent: list[str], stop: threading.Event) -> None:
+    for n in range(REPORTS_PER_TERMINAL):
+        if stop.is_set():
+            return
+        uploads = [random_upload(100_000, 65536)] if n % 10 == 0 else []
+        body = envelope(uploads)
+        sent.append(body["report_id"])
+        terminal.send(body, uploads)
+        time.sleep(1 / RATE_PER_TERMINAL)
+
+
+def accepted(terminals: list[Terminal]) -> int:
+    for terminal in terminals:
+        terminal.pump()
+    return sum(1 for t in terminals for report_id in list(t.acks) if t.final(report_id))
+
+
+def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
+    broker: Mosquitto, gateway: GatewayProcess
+) -> None:
+    terminals = [Terminal(broker.url, f"tz-{n:04d}") for n in range(TERMINALS)]
+    sent: list[list[str]] = [[] for _ in terminals]
+    stop = threading.Event()
+    streams = [
+        threading.Thread(target=stream, args=(t, s, stop), daemon=True)
+        for t, s in zip(terminals, sent, strict=True)
+    ]
+    for thread in streams:
+        thread.start()
+
+    total = TERMINALS * REPORTS_PER_TERMINAL
+    kills_at = []
+    for threshold in (total // 5, total // 2):
+        wait_until(lambda t=threshold: accepted(terminals) >= t, 60, f"{threshold} accepted")
+        kills_at.append(accepted(terminals))
+        gateway.kill()
+        time.sleep(0.3)
+        gateway.start()
+    for thread in streams:
+        thread.join(60)
+
+    wait_until(lambda: accepted(terminals) == total, 120, "every report accepted")
+    assert all(0 < k < total for k in kills_at), kills_at
+
+    cases = dict(gateway.cases())
+    all_sent = {report_id for ids in sent for report_id in ids}
+    assert len(all_sent) == total
+    assert set(cases) == all_sent, "lost or unknown cases"
+    assert len(gateway.cases()) == total, "a report became two cases"
+    assert len(set(cases.values())) == total, "a case number was given twice"
+    for terminal in terminals:
+        for report_id, acks in terminal.acks.items():
+            numbers = {ack.get("case_no") for ack in acks if ack["status"] == "accepted"}
+            assert numbers == {cases[report_id]}, (report_id, acks)
+            assert all(ack["status"] != "rejected" for ack in acks)
+    objects = gateway.data_dir / "objects" / "reports"
+    wait_until(lambda: len(list(objects.glob("*/report.json"))) == total, 60, "every report stored")
+    for terminal in terminals:
+        terminal.close()

@@ -1,0 +1,115 @@
+"""The MQTT transport's options against real Mosquitto: credentials, MQTT 3.1.1, TLS,
+shared subscriptions."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gateway.broker import Mosquitto
+from tests.factories import envelope
+from tests.integration.helpers import GatewayProcess, Terminal
+
+pytestmark = pytest.mark.integration
+
+
+def accepted_through(broker: Mosquitto, gateway: GatewayProcess, device: str = "tz-0100") -> None:
+    terminal = Terminal(broker.url, device)
+    body = envelope()
+    terminal.send(body)
+    assert terminal.wait_final(body["report_id"])["status"] == "accepted"
+    terminal.close()
+    gateway.stop()
+
+
+def password_file(directory: Path, users: dict[str, str]) -> Path:
+    path = directory / "passwords"
+    directory.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    for user, password in users.items():
+        subprocess.run(["mosquitto_passwd", "-b", str(path), user, password], check=True)
+    path.chmod(0o600)
+    return path
+
+
+def test_username_password_from_the_environment_over_mqtt_311(tmp_path: Path) -> None:
+    passwords = password_file(tmp_path / "auth", {"cgt-gateway": "s3cret-gw", "tz-0100": "s3cret-tz"})
+    broker = Mosquitto(tmp_path / "broker", auth_lines=f"password_file {passwords}")
+    broker.allow_anonymous = True  # the test terminal connects without credentials
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[mqtt]\nprotocol = "3.1.1"\nusername = "cgt-gateway"\npassword_env = "CGT_TEST_MQTT_PASSWORD"\n'
+    )
+    with broker:
+        gateway = GatewayProcess(
+            tmp_path / "gw", broker.url, config=config, env={"CGT_TEST_MQTT_PASSWORD": "s3cret-gw"}
+        ).start()
+        accepted_through(broker, gateway)
+        assert "s3cret-gw" not in gateway.log_path.read_text()
+
+
+def test_wrong_password_is_refused_and_logged(tmp_path: Path) -> None:
+    passwords = password_file(tmp_path / "auth", {"cgt-gateway": "right"})
+    config = tmp_path / "gateway.toml"
+    config.write_text('[mqtt]\nusername = "cgt-gateway"\npassword_env = "CGT_TEST_MQTT_PASSWORD"\n')
+    with Mosquitto(tmp_path / "broker", auth_lines=f"password_file {passwords}", allow_anonymous=False) as broker:
+        gateway = GatewayProcess(
+            tmp_path / "gw", broker.url, config=config, env={"CGT_TEST_MQTT_PASSWORD": "Pa55-not-this-one"}
+        )
+        with pytest.raises(AssertionError, match="timed out"):
+            gateway.start(timeout_s=3)
+        gateway.stop()
+        events = [line for line in gateway.log_lines() if line.get("event") == "mqtt.connect_refused"]
+        assert events
+        assert "Pa55-not-this-one" not in gateway.log_path.read_text()
+
+
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl, Debian package)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {name: directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")}
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=cgt test CA",
+            "-keyout", str(files["ca.key"]), "-out", str(files["ca.pem"]))  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", str(files["server.key"]), "-out", str(files["server.csr"]))  # fmt: skip
+    extensions = directory / "san.cnf"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", str(files["server.csr"]), "-CA", str(files["ca.pem"]),
+            "-CAkey", str(files["ca.key"]), "-CAcreateserial", "-days", "2",
+            "-extfile", str(extensions), "-out", str(files["server.pem"]))  # fmt: skip
+    for path in files.values():
+        path.chmod(0o644)
+    return files
+
+
+def test_tls_with_the_configured_ca(tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path / "tls")
+    tls_lines = f"cafile {certs['ca.pem']}\ncertfile {certs['server.pem']}\nkeyfile {certs['server.key']}"
+    tls_broker = Mosquitto(tmp_path / "tls-broker", auth_lines=tls_lines)
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[mqtt.tls]\nca_file = "{certs["ca.pem"]}"\n')
+    with tls_broker:
+        url = f"mqtts://127.0.0.1:{tls_broker.port}"
+        gateway = GatewayProcess(tmp_path / "gw", url, config=config).start()
+        assert any(line.get("event") == "mqtt.subscribed" for line in gateway.log_lines())
+        gateway.stop()
+        # a CA that did not sign the broker's certificate is refused
+        other = make_certificates(tmp_path / "other-ca")
+        config.write_text(f'[mqtt.tls]\nca_file = "{other["ca.pem"]}"\n')
+        stranger = GatewayProcess(tmp_path / "gw2", url, config=config)
+        with pytest.raises(AssertionError, match="timed out"):
+            stranger.start(timeout_s=3)
+        stranger.stop()
+
+
+def test_shared_subscription_group(tmp_path: Path, broker: Mosquitto) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[mqtt]\nshared_group = "cgt"\n')
+    gateway = GatewayProcess(tmp_path / "gw", broker.url, config=config).start()
+    accepted_through(broker, gateway, "tz-0101")

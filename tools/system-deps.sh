@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the gateway's tests and demo run against, if missing.
+# Idempotent and quick when everything is there: it only calls apt-get for what lacks.
+set -euo pipefail
+
+# command that proves the package is there  →  Debian package that provides it
+declare -A NEEDS=(
+  [mosquitto]=mosquitto
+  [mosquitto_passwd]=mosquitto
+  [mosquitto_pub]=mosquitto-clients
+  [openssl]=openssl
+)
+
+missing=()
+for command in "${!NEEDS[@]}"; do
+  if ! command -v "$command" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$command" ]; then
+    missing+=("${NEEDS[$command]}")
+  fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+echo "installing Debian packages: $packages"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root or sudo to install: $packages" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# The packages' own services are not wanted: the tests and the demo start their own.
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $packages
