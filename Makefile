@@ -12,10 +12,10 @@ setup: system-deps $(STAMP)
 system-deps:
 	@tools/system-deps.sh
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --constraint constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 demo: setup

@@ -13,9 +13,9 @@ must survive whatever arrives. Fields the contract may add later are ignored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -137,8 +137,10 @@ def _ack(device_id: str, body: dict[str, Any]) -> Ack:
     return Ack(
         device_id,
         _string(body, "report_id"),
-        cast("AckStatus", status),
-        case_no=_string(body, "case_no") if status == "accepted" else _optional_string(body, "case_no"),
+        status,
+        case_no=_string(body, "case_no")
+        if status == "accepted"
+        else _optional_string(body, "case_no"),
         reason=_reason(body, required=status == "rejected"),
         missing=_missing(body, required=status == "incomplete"),
     )
@@ -190,7 +192,12 @@ def _config(device_id: str, body: dict[str, Any]) -> TerminalConfig:
     return TerminalConfig(device_id, chunk_bytes, photo_max_px, tuple(windows))
 
 
-_READERS = {"ack": _ack, "error": _error, "task": _task, "config": _config}
+_READERS: dict[str, Callable[[str, dict[str, Any]], Downlink]] = {
+    "ack": _ack,
+    "error": _error,
+    "task": _task,
+    "config": _config,
+}
 
 
 # ---- field helpers (`name` is the field's dotted path, for the Malformed report) -------------
@@ -262,6 +269,8 @@ def _missing(body: dict[str, Any], *, required: bool) -> dict[str, tuple[int, ..
         if not isinstance(seqs, list) or not all(
             isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 for seq in seqs
         ):
-            raise _Bad("field.invalid", f"missing.{media_id}", "chunk numbers must be integers >= 0")
+            raise _Bad(
+                "field.invalid", f"missing.{media_id}", "chunk numbers must be integers >= 0"
+            )
         result[media_id.lower()] = tuple(seqs)
     return result

@@ -109,7 +109,9 @@ def exif_segment(capture: Capture, width: int, height: int) -> bytes:
     details = exif.get_ifd(ExifTags.IFD.Exif)
     details[ExifTags.Base.DateTimeOriginal] = stamp
     details[ExifTags.Base.DateTimeDigitized] = stamp
-    details[ExifTags.Base.OffsetTimeOriginal] = local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:]
+    details[ExifTags.Base.OffsetTimeOriginal] = (
+        local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:]
+    )
     details[ExifTags.Base.ExifImageWidth] = width
     details[ExifTags.Base.ExifImageHeight] = height
     details[ExifTags.Base.ImageUniqueID] = capture.unique_id
@@ -177,8 +179,10 @@ def _buildings(draw: ImageDraw.ImageDraw, rng: random.Random, width: int, horizo
         for wy in range(top + pane, horizon - 2 * pane, 3 * pane):
             for wx in range(x + pane, x + wide - 2 * pane, 3 * pane):
                 lit = rng.random() < 0.2
-                glass = _colour(rng, (200, 255), (190, 240), (120, 180)) if lit else (
-                    _colour(rng, (40, 80), (50, 90), (60, 110))
+                glass = (
+                    _colour(rng, (200, 255), (190, 240), (120, 180))
+                    if lit
+                    else (_colour(rng, (40, 80), (50, 90), (60, 110)))
                 )
                 draw.rectangle((wx, wy, wx + 2 * pane, wy + 2 * pane), fill=glass)
         x += wide + rng.randint(0, width // 40)
@@ -199,11 +203,19 @@ def _road(
 def _heap(
     draw: ImageDraw.ImageDraw, rng: random.Random, width: int, height: int, horizon: int
 ) -> None:
-    cx, cy = rng.randint(width // 4, width * 3 // 4), rng.randint(horizon + height // 10, height - height // 6)
+    cx, cy = (
+        rng.randint(width // 4, width * 3 // 4),
+        rng.randint(horizon + height // 10, height - height // 6),
+    )
     for _ in range(rng.randint(25, 60)):
         rx, ry = rng.randint(width // 80, width // 18), rng.randint(height // 80, height // 22)
-        x, y = cx + rng.randint(-width // 8, width // 8), cy + rng.randint(-height // 14, height // 14)
-        draw.ellipse((x - rx, y - ry, x + rx, y + ry), fill=_colour(rng, (20, 240), (20, 240), (20, 240)))
+        x, y = (
+            cx + rng.randint(-width // 8, width // 8),
+            cy + rng.randint(-height // 14, height // 14),
+        )
+        draw.ellipse(
+            (x - rx, y - ry, x + rx, y + ry), fill=_colour(rng, (20, 240), (20, 240), (20, 240))
+        )
 
 
 def _grain(image: Image.Image, rng: random.Random) -> Image.Image:

@@ -28,7 +28,13 @@ AMR_MAGIC = b"#!AMR\n"
 _FRAME_BYTES = (12, 13, 15, 17, 19, 20, 26, 31, 5, -1, -1, -1, -1, -1, -1, 0)
 _TABLE = 512  # samples per wavetable period
 # Formant frequencies (F1, F2, F3, Hz) of five vowels, rounded from phonetics tables.
-_VOWELS = ((730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480), (570, 840, 2410))
+_VOWELS = (
+    (730, 1090, 2440),
+    (270, 2290, 3010),
+    (300, 870, 2240),
+    (530, 1840, 2480),
+    (570, 840, 2410),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +54,9 @@ class VoiceBank:
         """A note of `min_s`-`max_s` seconds cut from a random place in the track."""
         count = min(round(rng.uniform(min_s, max_s) / FRAME_S), len(self.frames))
         start = rng.randrange(len(self.frames) - count + 1)
-        return MediaFile.of("voice", "audio/amr", AMR_MAGIC + b"".join(self.frames[start : start + count]))
+        return MediaFile.of(
+            "voice", "audio/amr", AMR_MAGIC + b"".join(self.frames[start : start + count])
+        )
 
 
 def split_frames(amr: bytes) -> list[bytes]:
@@ -105,7 +113,9 @@ def synthesize_speech(seconds: float, rng: random.Random) -> array[int]:
             for i in range(length):
                 phase = (phase + pitch * (1 + 0.01 * math.sin(i * 0.03)) / SAMPLE_RATE) % 1.0
                 envelope = math.sin(math.pi * i / length)
-                out.append(_clip(loudness * envelope * table[int(phase * _TABLE)] + rng.gauss(0, 150)))
+                out.append(
+                    _clip(loudness * envelope * table[int(phase * _TABLE)] + rng.gauss(0, 150))
+                )
         for _ in range(int(rng.uniform(0.05, 0.35) * SAMPLE_RATE)):  # the pause after it
             out.append(_clip(rng.gauss(0, 150)))
     del out[total:]

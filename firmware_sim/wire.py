@@ -26,6 +26,9 @@ RESERVED_DEVICE_IDS = frozenset({"normalized"})
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
+ENVELOPE_MAX_BYTES = 64 * 1024  # wire-v1: an envelope is at most 64 KiB
+CHUNK_MAX_BYTES = 256 * 1024  # wire-v1: a chunk is at most 256 KiB
+
 MediaKind = Literal["photo", "voice"]
 ReportKind = Literal["component", "event"]
 AckStatus = Literal["accepted", "incomplete", "rejected"]
@@ -209,12 +212,15 @@ def encode_json(body: Mapping[str, Any]) -> bytes:
 
 
 def report_message(device_id: str, envelope: ReportEnvelope) -> Uplink:
-    return Uplink(report_topic(device_id), encode_json(envelope.to_json()))
+    payload = encode_json(envelope.to_json())
+    if len(payload) > ENVELOPE_MAX_BYTES:
+        raise WireError(f"an envelope of {len(payload)} bytes exceeds {ENVELOPE_MAX_BYTES}")
+    return Uplink(report_topic(device_id), payload)
 
 
 def chunk_message(device_id: str, media_id: str, seq: int, data: bytes) -> Uplink:
-    if not data:
-        raise WireError("a chunk is never empty")
+    if not 0 < len(data) <= CHUNK_MAX_BYTES:
+        raise WireError(f"a chunk has 1-{CHUNK_MAX_BYTES} bytes, not {len(data)}")
     return Uplink(media_topic(device_id, media_id, seq), bytes(data))
 
 

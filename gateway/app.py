@@ -45,8 +45,8 @@ def build_pipeline(
 ) -> Pipeline:
     settings = config.pipeline
     return Pipeline(
-        inbox=Inbox(config.inbox_path),
-        outbox=Outbox(config.outbox_path),
+        inbox_path=config.inbox_path,
+        outbox_path=config.outbox_path,
         spool=config.spool_dir,
         registry=SqliteRegistry(config.registry_path, config.timezone),
         objects=LocalObjectStore(config.objects_dir),
@@ -71,7 +71,9 @@ def run_pipeline(config: GatewayConfig, stop: threading.Event, log: FilteringBou
     """The pipeline with its own outbound MQTT connection, until `stop` is set."""
     link = MqttLink(config.mqtt, log, client_id=f"{config.mqtt.client_id}-out", persistent=False)
     link.start()
-    pipeline = build_pipeline(config, link, load_profile(config.codes_dir, config.codes.profile), log)
+    pipeline = build_pipeline(
+        config, link, load_profile(config.codes_dir, config.codes.profile), log
+    )
     try:
         pipeline.run(stop)
     finally:

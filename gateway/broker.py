@@ -95,9 +95,10 @@ class Mosquitto:
                 raise RuntimeError(f"mosquitto exited {self.process.returncode}: {found}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
             except OSError:
                 time.sleep(0.05)
+            else:
+                return self
         self.stop()
         raise TimeoutError(f"mosquitto did not listen on {self.port}")
 

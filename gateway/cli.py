@@ -15,7 +15,9 @@ from gateway.errors import ConfigError
 
 def _load(config: Path | None, **overrides: Any) -> GatewayConfig:
     try:
-        return load_config(config, {key: value for key, value in overrides.items() if value is not None})
+        return load_config(
+            config, {key: value for key, value in overrides.items() if value is not None}
+        )
     except ConfigError as error:
         for problem in error.problems:
             click.echo(f"config error: {problem}", err=True)

@@ -260,7 +260,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     for keys in _PATH_KEYS:
         table = data
         for key in keys[:-1]:
-            table = table.get(key) if isinstance(table.get(key), dict) else {}
+            inner = table.get(key)
+            table = inner if isinstance(inner, dict) else {}
         value = table.get(keys[-1])
         if isinstance(value, str) and not Path(value).is_absolute():
             table[keys[-1]] = str(base / value)

@@ -92,7 +92,9 @@ class Intake:
             self.log.debug("report.received", media=len(envelope.media), **ids)
             return self._incomplete(event.device_id, event.report_id, result.missing)
         if result.device_id != event.device_id:
-            return self._refuse_report(event, Reason.REPORT_ID_CONFLICT, REASON_TEXT[Reason.REPORT_ID_CONFLICT])
+            return self._refuse_report(
+                event, Reason.REPORT_ID_CONFLICT, REASON_TEXT[Reason.REPORT_ID_CONFLICT]
+            )
         self.log.debug("report.resent", **ids)
         return self._where_it_stands(event.device_id, event.report_id, result)
 

@@ -1,36 +1,38 @@
 """The pipeline: ready reports from the inbox, through assembly and normalization, out
 through the outbox's deliveries to the sinks.
 
-Each `step()` does one round of every stage in batches and returns how much work it
-did; `run()` repeats it and naps when idle. Every stage is restartable: its progress
-lives in the outbox, and every sink is idempotent by report id, so a crash at any point
-redoes at most the batch in hand.
+One thread owns the inbox and outbox: it turns ready reports into verdicts, hands each
+sink its next batch of due deliveries, and records what comes back. Each sink works on
+its own thread, one batch at a time, so a slow sink (a disk that fsyncs, a distant S3)
+holds back nobody but itself, and the outbox has a single writer. `step()` does one round
+of all of it on the calling thread, for tests. Every stage is restartable: progress lives
+in the outbox and every sink is idempotent by report id, so a crash at any point redoes
+at most the batches in hand.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 from structlog.typing import FilteringBoundLogger
 
-from gateway.errors import REASON_TEXT, PermanentSinkError, Reason, RetryableSinkError
+from gateway.deliveries import Deliveries, Outcome
+from gateway.errors import REASON_TEXT, PermanentSinkError, Reason, SinkError
 from gateway.media.assembly import Mismatch, assemble
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile
-from gateway.normalize.report import Arrival, normalize, with_case_no
-from gateway.object_keys import report_key
-from gateway.protocols import terminal
-from gateway.protocols.payloads import ReasonBody, ReportEnvelope, WireLimits
-from gateway.sinks.ports import NewCase, ObjectStore, Publisher, Registry
+from gateway.normalize.report import Arrival, normalize
+from gateway.protocols.payloads import ReportEnvelope, WireLimits
+from gateway.sinks.ports import ObjectStore, Publisher, Registry
+from gateway.store.db import transaction
 from gateway.store.inbox import Inbox, ReadyReport
-from gateway.store.outbox import Backoff, Due, Outbox, Processed
+from gateway.store.outbox import SINKS, Backoff, Outbox, Processed
 
 READY_CURSOR = "ready"
 # Reports in the inbox were checked against the limits of their day; re-reading them
@@ -56,8 +58,8 @@ class PipelineSettings:
 class Pipeline:
     def __init__(
         self,
-        inbox: Inbox,
-        outbox: Outbox,
+        inbox_path: Path,
+        outbox_path: Path,
         spool: Path,
         registry: Registry,
         objects: ObjectStore,
@@ -67,60 +69,120 @@ class Pipeline:
         settings: PipelineSettings,
         log: FilteringBoundLogger,
     ) -> None:
-        self.inbox = inbox
-        self.outbox = outbox
+        self.inbox_path = inbox_path
+        self.outbox_path = outbox_path
         self.spool = spool
-        self.registry = registry
-        self.objects = objects
-        self.publisher = publisher
         self.profile = profile
         self.window = window
         self.settings = settings
         self.log = log
+        self.inbox = Inbox(inbox_path)
+        self.outbox = Outbox(outbox_path)
         self._next_housekeeping = 0.0
-        self._sinks: dict[str, Callable[[list[Due]], None]] = {
-            "registry": self._deliver_registry,
-            "objects": self._deliver_objects,
-            "bus": self._deliver_bus,
-            "ack": self._deliver_acks,
-        }
+        self.deliveries = Deliveries(
+            self.spool_path, registry, objects, publisher, settings.publish_timeout_s, log
+        )
 
     # ---- driving ------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        """Until `stop` is set: verdicts here, each sink's batches on its own thread."""
+        workers = {sink: ThreadPoolExecutor(1, thread_name_prefix=f"sink-{sink}") for sink in SINKS}
+        in_flight: dict[str, Future[Outcome]] = {}
+        wake = threading.Event()
         while not stop.is_set():
-            if self.step() == 0:
-                stop.wait(self.settings.idle_poll_s)
+            wake.clear()
+            try:
+                work = self._round(in_flight, workers, wake)
+            except Exception:
+                # A broken store or a bug: say so loudly and try again; the outbox keeps
+                # the work, so nothing is lost by waiting.
+                self.log.exception("pipeline.step_failed")
+                work = 0
+                stop.wait(1.0)
+            if not work:
+                wake.wait(self.settings.idle_poll_s)
+        for sink, future in in_flight.items():
+            self._unspool(self._record(future.result()))
+            workers[sink].shutdown()
+        self.deliveries.close()
 
-    def step(self) -> int:
-        work = self._take_ready()
-        for sink, deliver in self._sinks.items():
-            due = self.outbox.due(sink, self.settings.batch)
+    def _round(
+        self,
+        in_flight: dict[str, Future[Outcome]],
+        workers: dict[str, ThreadPoolExecutor],
+        wake: threading.Event,
+    ) -> int:
+        """New verdicts and finished batches, recorded in one commit; then the next batches."""
+        spooled: list[Path] = []
+        with transaction(self.outbox.conn):
+            work = self._ready_stage()
+            for sink, future in list(in_flight.items()):
+                if future.done():
+                    del in_flight[sink]
+                    spooled += self._record(future.result())
+                    work += 1
+        self._unspool(spooled)
+        for sink in SINKS:
+            due = [] if sink in in_flight else self.outbox.due(sink, self.settings.batch)
             if due:
-                self._attempt(sink, due, deliver)
-                work += len(due)
-        self._housekeeping()
+                in_flight[sink] = workers[sink].submit(self.deliveries.deliver, sink, due)
+                in_flight[sink].add_done_callback(lambda _: wake.set())
+                work += 1
         return work
 
-    def _attempt(self, sink: str, due: list[Due], deliver: Callable[[list[Due]], None]) -> None:
-        ids = [item.report_id for item in due]  # those already done are left alone
-        try:
-            deliver(due)
-        except RetryableSinkError as error:
-            self.log.warning("sink.retry", sink=sink, reports=len(ids), error=str(error))
-            self.outbox.retry(sink, ids, str(error), self.settings.backoff)
-        except PermanentSinkError as error:
-            self.log.error("sink.dead_letter", sink=sink, reports=len(ids), error=str(error))
-            self.outbox.dead(sink, ids, str(error))
+    def step(self) -> int:
+        """One round of everything, in flow order, on the calling thread."""
+        work = self._ready_stage()
+        for sink in SINKS:
+            due = self.outbox.due(sink, self.settings.batch)
+            if due:
+                self._unspool(self._record(self.deliveries.deliver(sink, due)))
+                work += len(due)
+        return work
+
+    def _record(self, outcome: Outcome) -> list[Path]:
+        """Record a batch's outcome; returns spool files to delete once that is committed."""
+        sink = outcome.sink
+        if outcome.registered:
+            self.outbox.registered(outcome.registered)
+        if outcome.done:
+            self.outbox.done(sink, outcome.done)
+        error = outcome.error
+        if error is not None and outcome.undelivered:
+            self._failed(outcome, error)
+        return outcome.spooled
+
+    @staticmethod
+    def _unspool(paths: list[Path]) -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+    def _failed(self, outcome: Outcome, error: SinkError) -> None:
+        sink = outcome.sink
+        count = len(outcome.undelivered)
+        if isinstance(error, PermanentSinkError):
+            self.log.error("sink.dead_letter", sink=sink, reports=count, error=str(error))
+            self.outbox.dead(sink, outcome.undelivered, str(error))
+        else:
+            self.log.warning("sink.retry", sink=sink, reports=count, error=str(error))
+            self.outbox.retry(sink, outcome.undelivered, str(error), self.settings.backoff)
 
     # ---- ready reports: assemble, normalize, record ------------------------------------------
 
-    def _take_ready(self) -> int:
+    def _ready_stage(self) -> int:
+        self._housekeeping()
         cursor = self.outbox.cursor(READY_CURSOR)
         ready = self.inbox.ready_after(cursor, self.settings.batch)
         if not ready:
             return 0
-        verdicts = [verdict for report in ready if (verdict := self._process(report)) is not None]
+        # Decided before a restart: their deliveries carry on by themselves.
+        decided = self.outbox.decided([report.report_id for report in ready])
+        verdicts = [
+            verdict
+            for report in ready
+            if report.report_id not in decided and (verdict := self._process(report)) is not None
+        ]
         self.outbox.record(READY_CURSOR, ready[-1].seq, verdicts)
         return len(ready)
 
@@ -129,13 +191,13 @@ class Pipeline:
         envelope = ReportEnvelope.model_validate_json(
             report.payload, strict=True, context={"limits": _NO_LIMITS}
         )
-        if self.outbox.state_of(report.report_id) is not None:
-            return None  # decided before a restart; its deliveries carry on by themselves
         if envelope.media and not self._assemble(report, envelope):
             return None
         entry = self.profile.lookup(envelope.kind, envelope.class_code)
         if entry is None:  # the profile changed since the intake accepted it
-            return self._reject(report, Reason.CLASS_UNKNOWN, f"{envelope.class_code} left the profile")
+            return self._reject(
+                report, Reason.CLASS_UNKNOWN, f"{envelope.class_code} left the profile"
+            )
         arrival = Arrival(report.device_id, datetime.fromisoformat(report.received_at))
         document = normalize(envelope, arrival, entry, self.profile.name, self.window)
         return Processed(report.report_id, report.device_id, normalized=orjson.dumps(document))
@@ -198,98 +260,6 @@ class Pipeline:
     def spool_path(self, device_id: str, media_id: str) -> Path:
         return self.spool / device_id / media_id
 
-    # ---- sinks --------------------------------------------------------------------------
-
-    def _deliver_registry(self, due: list[Due]) -> None:
-        documents = [_document(item) for item in due]
-        cases = [
-            NewCase(
-                report_id=item.report_id,
-                kind=document["class"]["type"],
-                class_code=document["class"]["code"],
-                received_at=document["received_at"],
-                report=document,
-            )
-            for item, document in zip(due, documents, strict=True)
-        ]
-        numbers = self.registry.register(cases)
-        self.outbox.registered(
-            [
-                (item.report_id, case_no, orjson.dumps(with_case_no(document, case_no)))
-                for item, document, case_no in zip(due, documents, numbers, strict=True)
-            ]
-        )
-        now = time.time()
-        for item, document, case_no in zip(due, documents, numbers, strict=True):
-            received = datetime.fromisoformat(document["received_at"]).timestamp()
-            self.log.info(
-                "report.registered",
-                device_id=item.device_id,
-                report_id=item.report_id,
-                case_no=case_no,
-                latency_ms=round((now - received) * 1000, 1),
-            )
-
-    def _deliver_objects(self, due: list[Due]) -> None:
-        done: list[str] = []
-        try:
-            for item in due:
-                if item.state == "registered":
-                    self._store_objects(item)
-                done.append(item.report_id)
-        finally:
-            if done:
-                self.outbox.done("objects", done)
-                for item in due[: len(done)]:
-                    self._clear_spool(item)
-
-    def _store_objects(self, item: Due) -> None:
-        document = _document(item)
-        for media in document["media"]:
-            original = media["original"]
-            path = self.spool_path(item.device_id, media["media_id"])
-            if not path.exists():
-                raise PermanentSinkError(f"spool file of media {media['media_id']} is gone")
-            self.objects.put_file(
-                original["key"], path, sha256=original["sha256"], content_type=media["mime"]
-            )
-        assert item.normalized is not None
-        self.objects.put_bytes(
-            report_key(item.report_id), item.normalized, content_type="application/json"
-        )
-
-    def _clear_spool(self, item: Due) -> None:
-        for media in _document(item)["media"] if item.normalized else []:
-            self.spool_path(item.device_id, media["media_id"]).unlink(missing_ok=True)
-
-    def _deliver_bus(self, due: list[Due]) -> None:
-        messages = []
-        for item in due:
-            document = _document(item)
-            topic = terminal.normalized_topic(document["class"]["type"], document["class"]["code"])
-            assert item.normalized is not None
-            messages.append((topic, item.normalized))
-        self._publish("bus", due, messages)
-
-    def _deliver_acks(self, due: list[Due]) -> None:
-        messages = []
-        for item in due:
-            if item.case_no is not None:
-                payload = terminal.encode_accepted(item.report_id, item.case_no)
-            else:
-                reason = ReasonBody(code=item.reason_code or "", message=item.reason_message or "")
-                payload = terminal.encode_rejected(item.report_id, reason)
-            messages.append((terminal.ack_topic(item.device_id), payload))
-        self._publish("ack", due, messages)
-
-    def _publish(self, sink: str, due: Sequence[Due], messages: list[tuple[str, bytes]]) -> None:
-        confirmed = self.publisher.publish_many(messages, self.settings.publish_timeout_s)
-        sent = [item.report_id for item, ok in zip(due, confirmed, strict=True) if ok]
-        if sent:
-            self.outbox.done(sink, sent)
-        if len(sent) < len(due):
-            raise RetryableSinkError(f"{len(due) - len(sent)} {sink} messages unconfirmed")
-
     # ---- housekeeping ----------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
@@ -304,9 +274,3 @@ class Pipeline:
             self.log.warning("upload.expired", report_id=report_id)
         if orphans:
             self.log.info("chunks.orphans_expired", chunks=orphans)
-
-
-def _document(item: Due) -> dict[str, Any]:
-    assert item.normalized is not None
-    document: dict[str, Any] = orjson.loads(item.normalized)
-    return document

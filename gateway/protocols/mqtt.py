@@ -9,13 +9,15 @@ broker redelivers that message on the new one anyway.
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -56,14 +58,14 @@ class MqttLink:
         self._connected = threading.Event()
         version = paho.MQTTv5 if settings.protocol == "5" else paho.MQTTv311
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id or settings.client_id,
             protocol=version,
             clean_session=None if version == paho.MQTTv5 else not persistent,
             manual_ack=on_message is not None,
         )
         # Outgoing QoS 1 messages awaiting PUBACK; the broker's queue is the real buffer.
-        self.client.max_inflight_messages_set(1000)
+        self.client.max_inflight_messages_set(0)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)
         self.client.on_connect = self._connected_cb
@@ -96,11 +98,13 @@ class MqttLink:
     def start(self) -> None:
         properties = None
         if self.settings.protocol == "5":
-            properties = Properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = self.settings.session_expiry_s if self.persistent else 0
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = (
+                self.settings.session_expiry_s if self.persistent else 0
+            )
             properties.ReceiveMaximum = self.settings.receive_maximum
         # MQTT 3.1.1 takes its clean-session flag from the constructor instead.
-        clean_start: bool | int = paho.MQTT_CLEAN_START_FIRST_ONLY
+        clean_start: bool | Literal[3] = paho.MQTT_CLEAN_START_FIRST_ONLY
         if self.settings.protocol == "5":
             clean_start = not self.persistent
         self.client.connect_async(
@@ -148,6 +152,10 @@ class MqttLink:
             self.log.error("mqtt.connect_refused", reason=str(reason))
             return
         self._connection += 1
+        # Our PUBACKs and acks are small and come in bursts; Nagle would hold them back.
+        sock = client.socket()
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.subscriptions:
             topics = [self._shared(topic) for topic in self.subscriptions]
             if self.settings.protocol == "5":
@@ -200,7 +208,9 @@ class MqttLink:
         except UnicodeDecodeError:  # the grammar check will refuse it with a reason
             topic = "<invalid utf-8>"
         try:
-            self._on_message(Received(topic, message.payload, message.mid, message.qos, self._connection))
+            self._on_message(
+                Received(topic, bytes(message.payload), message.mid, message.qos, self._connection)
+            )
         except Exception:
             # Never kill paho's thread; unacknowledged, the message comes back on reconnect.
             self.log.exception("mqtt.message_handler_failed", topic=topic)

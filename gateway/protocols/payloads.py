@@ -115,7 +115,9 @@ class MediaManifest(_Strict):
         if self.bytes > cap:
             raise reject(Reason.MEDIA_TOO_LARGE, f"{self.bytes} bytes > {cap}")
         if self.chunk_bytes > limits.chunk_bytes:
-            raise reject(Reason.CHUNK_TOO_LARGE, f"chunk_bytes {self.chunk_bytes} > {limits.chunk_bytes}")
+            raise reject(
+                Reason.CHUNK_TOO_LARGE, f"chunk_bytes {self.chunk_bytes} > {limits.chunk_bytes}"
+            )
         if self.chunk_count > limits.chunks_per_media:
             raise reject(
                 Reason.MEDIA_TOO_MANY_CHUNKS,
@@ -148,7 +150,8 @@ class ReportEnvelope(_Strict):
             raise reject(Reason.ENVELOPE_NO_LOCATION, "give fix, nmea or both")
         if self.nmea is not None and len(self.nmea) > limits.nmea_sentences:
             raise reject(
-                Reason.FIELD_INVALID, f"nmea has {len(self.nmea)} sentences > {limits.nmea_sentences}"
+                Reason.FIELD_INVALID,
+                f"nmea has {len(self.nmea)} sentences > {limits.nmea_sentences}",
             )
         if len(self.media) > limits.media_per_report:
             raise reject(Reason.MEDIA_TOO_MANY, f"{len(self.media)} > {limits.media_per_report}")

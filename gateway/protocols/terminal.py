@@ -40,7 +40,9 @@ UPLINK_SUBSCRIPTIONS = (
 )
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_MEDIA_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_MEDIA_ID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 _SEQ = re.compile(r"0|[1-9][0-9]{0,8}")
 # Longest valid uplink topic: prefix, a 64-char device id, "media", a UUID, a seq.
 _MAX_TOPIC = len(PREFIX) + 1 + 64 + 1 + 5 + 1 + 36 + 1 + 9
@@ -124,7 +126,9 @@ def parse_topic(topic: str, limits: WireLimits) -> UplinkTopic | Rejected:
         return UplinkTopic(device_id, rest[0])
     if len(rest) == 3 and rest[0] == "media":
         if not _MEDIA_ID.fullmatch(rest[1]):
-            return Rejected(topic, Reason.TOPIC_MEDIA_ID, REASON_TEXT[Reason.TOPIC_MEDIA_ID], device_id)
+            return Rejected(
+                topic, Reason.TOPIC_MEDIA_ID, REASON_TEXT[Reason.TOPIC_MEDIA_ID], device_id
+            )
         media_id = rest[1].lower()
         if not _SEQ.fullmatch(rest[2]) or int(rest[2]) >= limits.chunks_per_media:
             return Rejected(
@@ -172,8 +176,7 @@ def decode_uplink(topic: str, payload: bytes, limits: WireLimits | None = None) 
     if isinstance(parsed, Rejected):
         return parsed
     device_id = parsed.device_id
-    if parsed.message == "media":
-        assert parsed.media_id is not None and parsed.seq is not None
+    if parsed.media_id is not None and parsed.seq is not None:  # a media chunk
         return _decode_chunk(topic, device_id, parsed.media_id, parsed.seq, payload, limits)
     if parsed.message == "report":
         return _decode_report(topic, device_id, payload, limits)
@@ -202,23 +205,33 @@ def _decode_report(
 ) -> ReportReceived | Rejected:
     if len(payload) > limits.envelope_bytes:
         return Rejected(
-            topic, Reason.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes > {limits.envelope_bytes}", device_id
+            topic,
+            Reason.PAYLOAD_TOO_LARGE,
+            f"{len(payload)} bytes > {limits.envelope_bytes}",
+            device_id,
         )
     # A first, cheap look: the version decides how to read the rest, and a report id found
     # here lets even a malformed envelope be answered on the ack topic.
     try:
         raw = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return Rejected(topic, Reason.PAYLOAD_NOT_JSON, REASON_TEXT[Reason.PAYLOAD_NOT_JSON], device_id)
+        return Rejected(
+            topic, Reason.PAYLOAD_NOT_JSON, REASON_TEXT[Reason.PAYLOAD_NOT_JSON], device_id
+        )
     if not isinstance(raw, dict):
         return Rejected(
             topic, Reason.PAYLOAD_NOT_OBJECT, REASON_TEXT[Reason.PAYLOAD_NOT_OBJECT], device_id
         )
     report_id = raw.get("report_id")
-    known_id = report_id.lower() if _is_uuid(report_id) else None
+    known_id = report_id.lower() if isinstance(report_id, str) and _is_uuid(report_id) else None
     if "v" in raw and raw["v"] != 1:
         return Rejected(
-            topic, Reason.ENVELOPE_VERSION, f"version {raw['v']!r} is not 1", device_id, known_id, "v"
+            topic,
+            Reason.ENVELOPE_VERSION,
+            f"version {raw['v']!r} is not 1",
+            device_id,
+            known_id,
+            "v",
         )
     envelope = _validate(ReportEnvelope, topic, device_id, payload, limits.envelope_bytes, limits)
     if isinstance(envelope, Rejected):
@@ -235,8 +248,8 @@ def _decode_report(
     return ReportReceived(device_id, envelope.report_id.lower(), envelope, bytes(payload))
 
 
-def _is_uuid(value: object) -> bool:
-    return isinstance(value, str) and _MEDIA_ID.fullmatch(value) is not None
+def _is_uuid(value: str) -> bool:
+    return _MEDIA_ID.fullmatch(value) is not None
 
 
 def _with_report_id(rejected: Rejected, report_id: str | None) -> Rejected:
@@ -257,7 +270,9 @@ def _validate(
     model: type[M], topic: str, device_id: str, payload: bytes, max_bytes: int, limits: WireLimits
 ) -> M | Rejected:
     if len(payload) > max_bytes:
-        return Rejected(topic, Reason.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes > {max_bytes}", device_id)
+        return Rejected(
+            topic, Reason.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes > {max_bytes}", device_id
+        )
     try:
         return model.model_validate_json(payload, strict=True, context={"limits": limits})
     except ValidationError as error:

@@ -11,9 +11,11 @@ from gateway.errors import SinkError
 from gateway.normalize.case_no import case_number
 from gateway.sinks.ports import NewCase
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
 
 class MemoryRegistry:
-    def __init__(self, tz: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> None:
+    def __init__(self, tz: ZoneInfo = SHANGHAI) -> None:
         self.cases: dict[str, tuple[str, NewCase]] = {}
         self.tz = tz
         self.failure: SinkError | None = None
@@ -46,6 +48,9 @@ class MemoryObjectStore:
         if self.failure is not None:
             raise self.failure
         self.objects[key] = data
+
+    def flush(self) -> None:
+        return None
 
     def close(self) -> None:
         return None

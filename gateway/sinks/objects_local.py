@@ -1,15 +1,24 @@
-"""Objects in a local directory: the embedded default, with the S3 key layout."""
+"""Objects in a local directory: the embedded default, with the S3 key layout.
+
+Each object is written to a temporary name and renamed into place, so a reader never
+sees half of one. Durability comes per batch, not per file: `flush()` makes every write
+so far durable with one `syncfs(2)` of the object directory's filesystem, which costs
+about what one fsync does, instead of two fsyncs (file and directory) per object.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
-import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from gateway.errors import PermanentSinkError, RetryableSinkError
+
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class LocalObjectStore:
@@ -18,10 +27,12 @@ class LocalObjectStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path_of(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root):
+        # Keys are built by gateway.object_keys from checked ids; this is the last guard,
+        # without the cost of resolving links on every write.
+        parts = key.split("/")
+        if key.startswith("/") or any(part in ("", ".", "..") for part in parts):
             raise PermanentSinkError(f"key {key!r} leaves the object root")
-        return path
+        return self.root.joinpath(*parts)
 
     def put_file(self, key: str, path: Path, *, sha256: str, content_type: str) -> None:
         target = self.path_of(key)
@@ -39,27 +50,25 @@ class LocalObjectStore:
         self._write(self.path_of(key), lambda out: out.write(data))
 
     def _write(self, target: Path, fill: Callable[[BinaryIO], object]) -> None:
-        """Write via a temporary file, fsync, rename: a reader never sees half an object."""
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".part-")
-            with os.fdopen(fd, "wb") as out:
+            os.makedirs(target.parent, exist_ok=True)
+            # Unique per writer thread; a leftover from a crash is simply overwritten.
+            temporary = f"{target.parent}/.{target.name}.{os.getpid()}.{threading.get_ident()}"
+            with open(temporary, "wb") as out:
                 fill(out)
-                out.flush()
-                os.fsync(out.fileno())
             os.replace(temporary, target)
-            fsync_directory(target.parent)
         except OSError as error:
             raise RetryableSinkError(f"writing {target}: {error}") from error
 
+    def flush(self) -> None:
+        """Make every object written so far durable (files, renames and new directories)."""
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            if _libc.syncfs(fd) != 0:
+                errno = ctypes.get_errno()
+                raise RetryableSinkError(f"syncfs {self.root}: {os.strerror(errno)}")
+        finally:
+            os.close(fd)
+
     def close(self) -> None:
         return None
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

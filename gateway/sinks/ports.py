@@ -33,6 +33,10 @@ class ObjectStore(Protocol):
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None: ...
 
+    def flush(self) -> None:
+        """Make every object put so far durable; called before deliveries are marked done."""
+        ...
+
     def close(self) -> None: ...
 
 

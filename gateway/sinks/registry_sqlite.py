@@ -40,33 +40,35 @@ class SqliteRegistry:
         self.tz = tz
 
     def register(self, cases: Sequence[NewCase]) -> list[str]:
-        numbers: list[str] = []
         with transaction(self.conn):
-            for case in cases:
-                row = self.conn.execute(
-                    "SELECT case_no FROM cases WHERE report_id = ?", (case.report_id,)
-                ).fetchone()
-                if row is not None:
-                    numbers.append(row[0])
-                    continue
-                (serial,) = self.conn.execute(
-                    "UPDATE case_serial SET value = value + 1 RETURNING value"
-                ).fetchone()
-                case_no = case_number(case.kind, case.class_code, case.received_at, serial, self.tz)
+            marks = ",".join("?" * len(cases))
+            known = dict(
                 self.conn.execute(
+                    f"SELECT report_id, case_no FROM cases WHERE report_id IN ({marks})",  # noqa: S608 - only ?s
+                    [case.report_id for case in cases],
+                ).fetchall()
+            )
+            new = [case for case in cases if case.report_id not in known]
+            if new:
+                # Reserve one serial per new case in a single step.
+                (last,) = self.conn.execute(
+                    "UPDATE case_serial SET value = value + ? RETURNING value", (len(new),)
+                ).fetchone()
+                rows = []
+                for serial, case in enumerate(new, start=last - len(new) + 1):
+                    case_no = case_number(
+                        case.kind, case.class_code, case.received_at, serial, self.tz
+                    )
+                    known[case.report_id] = case_no
+                    report = orjson.dumps(with_case_no(case.report, case_no)).decode()
+                    row = (case_no, case.report_id, case.kind, case.class_code, case.received_at)
+                    rows.append((*row, report))
+                self.conn.executemany(
                     "INSERT INTO cases (case_no, report_id, kind, class_code, received_at, report)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        case_no,
-                        case.report_id,
-                        case.kind,
-                        case.class_code,
-                        case.received_at,
-                        orjson.dumps(with_case_no(case.report, case_no)).decode(),
-                    ),
+                    rows,
                 )
-                numbers.append(case_no)
-        return numbers
+        return [known[case.report_id] for case in cases]
 
     def close(self) -> None:
         self.conn.close()

@@ -143,7 +143,12 @@ class Inbox:
     # ---- intake (call inside `batch()`) -------------------------------------------------
 
     def add_report(
-        self, device_id: str, report_id: str, envelope: ReportEnvelope, payload: bytes, received_at: str
+        self,
+        device_id: str,
+        report_id: str,
+        envelope: ReportEnvelope,
+        payload: bytes,
+        received_at: str,
     ) -> Added | Known | Refused:
         row = self.conn.execute(
             "SELECT device_id FROM reports WHERE report_id = ?", (report_id,)
@@ -156,7 +161,9 @@ class Inbox:
                 (device_id, manifest.media_id.lower()),
             ).fetchone()
             if taken is not None:
-                return Refused(Reason.MEDIA_ID_IN_USE, f"media {manifest.media_id} is in another report")
+                return Refused(
+                    Reason.MEDIA_ID_IN_USE, f"media {manifest.media_id} is in another report"
+                )
         now = time.time()
         self.conn.execute(
             "INSERT INTO reports (report_id, device_id, received_at, payload, missing, updated_at)"
@@ -229,7 +236,9 @@ class Inbox:
             return Refused(Reason.CHUNK_SEQ_RANGE, f"seq {seq} >= chunk count {chunk_count}")
         expected = chunk_bytes if seq < chunk_count - 1 else size - chunk_bytes * (chunk_count - 1)
         if len(data) != expected:
-            return Refused(Reason.CHUNK_SIZE, f"chunk {seq} has {len(data)} bytes, expected {expected}")
+            return Refused(
+                Reason.CHUNK_SIZE, f"chunk {seq} has {len(data)} bytes, expected {expected}"
+            )
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO chunks (device_id, media_id, seq, data, received_at)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -331,8 +340,7 @@ class Inbox:
             "SELECT seq, data FROM chunks WHERE device_id = ? AND media_id = ? ORDER BY seq",
             (device_id, media_id),
         )
-        for seq, data in cursor:
-            yield seq, data
+        yield from cursor
 
     def drop_chunks(self, uploads: list[tuple[str, str]]) -> None:
         """Forget the chunks of assembled uploads (their file is durable in the spool)."""

@@ -276,10 +276,19 @@ class Outbox:
         ).fetchone()
         return ReportState(*row) if row else None
 
+    def decided(self, report_ids: Sequence[str]) -> set[str]:
+        """Those of `report_ids` that already have a verdict."""
+        marks = ",".join("?" * len(report_ids))
+        rows = self.conn.execute(
+            f"SELECT report_id FROM reports WHERE report_id IN ({marks})",  # noqa: S608 - only ?s
+            list(report_ids),
+        )
+        return {report_id for (report_id,) in rows}
+
     def depths(self, now: float | None = None) -> dict[str, tuple[int, float, int]]:
         """Per sink: (pending deliveries, age in seconds of the oldest, dead letters)."""
         now = time.time() if now is None else now
-        depths = {sink: (0, 0.0, 0) for sink in SINKS}
+        depths = dict.fromkeys(SINKS, (0, 0.0, 0))
         rows = self.conn.execute(
             "SELECT sink, sum(state = 'pending'), min(CASE WHEN state = 'pending' THEN created_at"
             " END), sum(state = 'dead') FROM deliveries WHERE state != 'done' GROUP BY sink"
@@ -287,4 +296,3 @@ class Outbox:
         for sink, pending, oldest, dead in rows:
             depths[sink] = (int(pending), now - oldest if oldest else 0.0, int(dead))
         return depths
-

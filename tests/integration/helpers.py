@@ -58,12 +58,18 @@ class GatewayProcess:
             )
         self.starts += 1
         wait_until(
-            lambda: self._started_since(before) or self.process is None or self.process.poll() is not None,
+            lambda: (
+                self._started_since(before)
+                or self.process is None
+                or self.process.poll() is not None
+            ),
             timeout_s,
             "the gateway to subscribe",
         )
         if self.process.poll() is not None:
-            raise AssertionError(f"gateway exited {self.process.returncode}: {self.log_path.read_text()}")
+            raise AssertionError(
+                f"gateway exited {self.process.returncode}: {self.log_path.read_text()}"
+            )
         return self
 
     def _started_since(self, before: int) -> bool:
@@ -135,7 +141,9 @@ class Terminal(Client):
     def __init__(self, url: str, device_id: str) -> None:
         self.device_id = device_id
         super().__init__(
-            url, f"{device_id}-{uuid.uuid4().hex[:6]}", [f"cgt/v1/{device_id}/ack", f"cgt/v1/{device_id}/error"]
+            url,
+            f"{device_id}-{uuid.uuid4().hex[:6]}",
+            [f"cgt/v1/{device_id}/ack", f"cgt/v1/{device_id}/error"],
         )
         self.acks: dict[str, list[dict[str, Any]]] = {}
         self.errors: list[dict[str, Any]] = []
@@ -166,7 +174,9 @@ class Terminal(Client):
         return None
 
     def wait_final(self, report_id: str, timeout_s: float = 20) -> dict[str, Any]:
-        wait_until(lambda: self.final(report_id) is not None, timeout_s, f"an answer to {report_id}")
+        wait_until(
+            lambda: self.final(report_id) is not None, timeout_s, f"an answer to {report_id}"
+        )
         answer = self.final(report_id)
         assert answer is not None
         return answer

@@ -42,12 +42,15 @@ def test_report_with_photo_and_voice_is_accepted_stored_and_published(
     assert normalized["case_no"] == case_no
 
     objects = gateway.data_dir / "objects"
-    wait_until(lambda: (objects / f"reports/{body['report_id']}/report.json").exists(), 10, "objects")
+    stored_report = objects / f"reports/{body['report_id']}/report.json"
+    wait_until(stored_report.exists, 10, "objects")
     for media, upload in zip(normalized["media"], (photo, voice), strict=True):
         stored = (objects / media["original"]["key"]).read_bytes()
         assert hashlib.sha256(stored).hexdigest() == media["original"]["sha256"]
         assert stored == upload.data
-    assert json.loads((objects / f"reports/{body['report_id']}/report.json").read_text()) == normalized
+    assert (
+        json.loads((objects / f"reports/{body['report_id']}/report.json").read_text()) == normalized
+    )
     backend.close()
     terminal.close()
 
@@ -59,7 +62,11 @@ def test_the_same_report_twice_is_one_case(broker: Mosquitto, gateway: GatewayPr
     first = terminal.wait_final(body["report_id"])
     terminal.send(body)
     terminal.send(body)
-    wait_until(lambda: len(terminal.acks.get(body["report_id"], [])) >= 3 or (terminal.pump() and False), 10, "three acks")
+    wait_until(
+        lambda: len(terminal.acks.get(body["report_id"], [])) >= 3 or (terminal.pump() and False),
+        10,
+        "three acks",
+    )
     assert {ack["case_no"] for ack in terminal.acks[body["report_id"]]} == {first["case_no"]}
     assert gateway.cases() == [(body["report_id"], first["case_no"])]
     terminal.close()
@@ -76,11 +83,18 @@ def test_malformed_input_gets_its_reason(broker: Mosquitto, gateway: GatewayProc
     terminal.publish("cgt/v1/tz-0003/report", b"{not json")
     terminal.publish("cgt/v1/tz-0003/media/not-a-uuid/0", b"x")
     wait_until(lambda: (terminal.pump(), len(terminal.errors) >= 2)[1], 10, "two error notices")
-    assert [error["reason"]["code"] for error in terminal.errors] == ["payload.not_json", "topic.media_id"]
+    assert [error["reason"]["code"] for error in terminal.errors] == [
+        "payload.not_json",
+        "topic.media_id",
+    ]
     assert gateway.cases() == []
     # ... and each was logged with its reason code, never the report's description
     rejections = [line for line in gateway.log_lines() if line.get("event") == "uplink.rejected"]
-    assert {line["reason"] for line in rejections} == {"class.unknown", "payload.not_json", "topic.media_id"}
+    assert {line["reason"] for line in rejections} == {
+        "class.unknown",
+        "payload.not_json",
+        "topic.media_id",
+    }
     assert all(line["device_id"] == "tz-0003" for line in rejections)
     assert "暴露垃圾" not in gateway.log_path.read_text()
     terminal.close()
@@ -108,9 +122,15 @@ def test_incomplete_upload_resumes_with_only_the_missing_chunks(
     for seq in (0, 2):
         terminal.publish(photo.chunk_topic("tz-0005", seq), photo.chunks[seq])
     terminal.publish("cgt/v1/tz-0005/report", encode(body))
-    wait_until(lambda: bool(terminal.pump() or terminal.acks.get(body["report_id"])), 10, "incomplete")
+    wait_until(
+        lambda: bool(terminal.pump() or terminal.acks.get(body["report_id"])), 10, "incomplete"
+    )
     [incomplete] = terminal.acks[body["report_id"]]
-    assert incomplete == {"report_id": body["report_id"], "status": "incomplete", "missing": {photo.media_id: [1, 3]}}
+    assert incomplete == {
+        "report_id": body["report_id"],
+        "status": "incomplete",
+        "missing": {photo.media_id: [1, 3]},
+    }
     for seq in incomplete["missing"][photo.media_id]:
         terminal.publish(photo.chunk_topic("tz-0005", seq), photo.chunks[seq])
     assert terminal.wait_final(body["report_id"])["status"] == "accepted"

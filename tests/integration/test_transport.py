@@ -35,12 +35,15 @@ def password_file(directory: Path, users: dict[str, str]) -> Path:
 
 
 def test_username_password_from_the_environment_over_mqtt_311(tmp_path: Path) -> None:
-    passwords = password_file(tmp_path / "auth", {"cgt-gateway": "s3cret-gw", "tz-0100": "s3cret-tz"})
+    passwords = password_file(
+        tmp_path / "auth", {"cgt-gateway": "s3cret-gw", "tz-0100": "s3cret-tz"}
+    )
     broker = Mosquitto(tmp_path / "broker", auth_lines=f"password_file {passwords}")
     broker.allow_anonymous = True  # the test terminal connects without credentials
     config = tmp_path / "gateway.toml"
     config.write_text(
-        '[mqtt]\nprotocol = "3.1.1"\nusername = "cgt-gateway"\npassword_env = "CGT_TEST_MQTT_PASSWORD"\n'
+        '[mqtt]\nprotocol = "3.1.1"\nusername = "cgt-gateway"\n'
+        'password_env = "CGT_TEST_MQTT_PASSWORD"\n'
     )
     with broker:
         gateway = GatewayProcess(
@@ -54,14 +57,21 @@ def test_wrong_password_is_refused_and_logged(tmp_path: Path) -> None:
     passwords = password_file(tmp_path / "auth", {"cgt-gateway": "right"})
     config = tmp_path / "gateway.toml"
     config.write_text('[mqtt]\nusername = "cgt-gateway"\npassword_env = "CGT_TEST_MQTT_PASSWORD"\n')
-    with Mosquitto(tmp_path / "broker", auth_lines=f"password_file {passwords}", allow_anonymous=False) as broker:
+    with Mosquitto(
+        tmp_path / "broker", auth_lines=f"password_file {passwords}", allow_anonymous=False
+    ) as broker:
         gateway = GatewayProcess(
-            tmp_path / "gw", broker.url, config=config, env={"CGT_TEST_MQTT_PASSWORD": "Pa55-not-this-one"}
+            tmp_path / "gw",
+            broker.url,
+            config=config,
+            env={"CGT_TEST_MQTT_PASSWORD": "Pa55-not-this-one"},
         )
         with pytest.raises(AssertionError, match="timed out"):
             gateway.start(timeout_s=3)
         gateway.stop()
-        events = [line for line in gateway.log_lines() if line.get("event") == "mqtt.connect_refused"]
+        events = [
+            line for line in gateway.log_lines() if line.get("event") == "mqtt.connect_refused"
+        ]
         assert events
         assert "Pa55-not-this-one" not in gateway.log_path.read_text()
 
@@ -69,13 +79,17 @@ def test_wrong_password_is_refused_and_logged(tmp_path: Path) -> None:
 def make_certificates(directory: Path) -> dict[str, Path]:
     """A throwaway CA and a server certificate for 127.0.0.1 (openssl, Debian package)."""
     directory.mkdir(parents=True, exist_ok=True)
-    files = {name: directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")}
+    files = {
+        name: directory / name
+        for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
+    }
 
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=cgt test CA",
-            "-keyout", str(files["ca.key"]), "-out", str(files["ca.pem"]))  # fmt: skip
+    ca_key, ca_pem = str(files["ca.key"]), str(files["ca.pem"])
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=cgt test CA", "-keyout", ca_key, "-out", ca_pem)  # fmt: skip
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
             "-keyout", str(files["server.key"]), "-out", str(files["server.csr"]))  # fmt: skip
     extensions = directory / "san.cnf"
@@ -90,7 +104,9 @@ def make_certificates(directory: Path) -> dict[str, Path]:
 
 def test_tls_with_the_configured_ca(tmp_path: Path) -> None:
     certs = make_certificates(tmp_path / "tls")
-    tls_lines = f"cafile {certs['ca.pem']}\ncertfile {certs['server.pem']}\nkeyfile {certs['server.key']}"
+    tls_lines = (
+        f"cafile {certs['ca.pem']}\ncertfile {certs['server.pem']}\nkeyfile {certs['server.key']}"
+    )
     tls_broker = Mosquitto(tmp_path / "tls-broker", auth_lines=tls_lines)
     config = tmp_path / "gateway.toml"
     config.write_text(f'[mqtt.tls]\nca_file = "{certs["ca.pem"]}"\n')

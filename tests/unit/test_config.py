@@ -48,7 +48,8 @@ def test_unknown_keys_are_named_with_their_line(tmp_path: Path) -> None:
 def test_bad_values_are_each_reported(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        '[mqtt]\nbroker = "http://h"\nreceive_maximum = 0\n[acceptance]\ntimezone = "Mars/Olympus"\n'
+        '[mqtt]\nbroker = "http://h"\nreceive_maximum = 0\n'
+        '[acceptance]\ntimezone = "Mars/Olympus"\n'
         '[pipeline]\nmode = "fork"\n',
     )
     found = problems(path)

@@ -81,7 +81,10 @@ def test_chunk_of_wrong_size_is_refused_on_the_error_topic(feed: Feeder) -> None
             f"cgt/v1/{DEVICE}/error",
             {
                 "topic": upload.chunk_topic(DEVICE, 0),
-                "reason": {"code": "chunk.size_mismatch", "message": answers[0][1]["reason"]["message"]},
+                "reason": {
+                    "code": "chunk.size_mismatch",
+                    "message": answers[0][1]["reason"]["message"],
+                },
                 "media_id": upload.media_id,
                 "seq": 0,
             },
@@ -137,7 +140,11 @@ def test_resent_report_changes_nothing_and_hears_where_it_stands(
         assert answers == [
             (
                 f"cgt/v1/{DEVICE}/ack",
-                {"report_id": body["report_id"], "status": "accepted", "case_no": "E010220261128000007"},
+                {
+                    "report_id": body["report_id"],
+                    "status": "accepted",
+                    "case_no": "E010220261128000007",
+                },
             )
         ]
     assert len(ready_ids(inbox)) == 1
@@ -149,7 +156,11 @@ def test_resent_rejected_report_hears_the_same_rejection(feed: Feeder, outbox: O
     outbox.record(
         "ready",
         1,
-        [Processed(body["report_id"], DEVICE, reason_code="media.checksum_mismatch", reason_message="m")],
+        [
+            Processed(
+                body["report_id"], DEVICE, reason_code="media.checksum_mismatch", reason_message="m"
+            )
+        ],
     )
     answers = feed((REPORT_TOPIC, encode(body)))
     assert answers[0][1] == {
@@ -183,7 +194,11 @@ def test_back_online_terminal_hears_its_missing_chunks(feed: Feeder) -> None:
     assert answers == [
         (
             f"cgt/v1/{DEVICE}/ack",
-            {"report_id": body["report_id"], "status": "incomplete", "missing": {upload.media_id: [0]}},
+            {
+                "report_id": body["report_id"],
+                "status": "incomplete",
+                "missing": {upload.media_id: [0]},
+            },
         )
     ]
     assert feed((f"cgt/v1/{DEVICE}/status", b'{"online": false}')) == []
@@ -192,7 +207,10 @@ def test_back_online_terminal_hears_its_missing_chunks(feed: Feeder) -> None:
 def test_status_and_track_are_stored(feed: Feeder, inbox: Inbox) -> None:
     feed(
         (f"cgt/v1/{DEVICE}/status", b'{"online": true, "firmware": "fw 1.2", "signal_dbm": -80}'),
-        (f"cgt/v1/{DEVICE}/track", b'{"fixes": [{"lat": 32.0, "lon": 120.8}, {"lat": 32.1, "lon": 120.9}]}'),
+        (
+            f"cgt/v1/{DEVICE}/track",
+            b'{"fixes": [{"lat": 32.0, "lon": 120.8}, {"lat": 32.1, "lon": 120.9}]}',
+        ),
     )
     online, firmware = inbox.conn.execute(
         "SELECT online, firmware FROM device_status WHERE device_id = ?", (DEVICE,)

@@ -37,8 +37,8 @@ class Rig:
         self.publisher = MemoryPublisher()
         self.outbox = outbox
         self.pipeline = Pipeline(
-            inbox=inbox,
-            outbox=outbox,
+            inbox_path=inbox.path,
+            outbox_path=outbox.path,
             spool=spool,
             registry=self.registry,
             objects=self.objects,
@@ -88,7 +88,9 @@ def test_report_with_media_goes_all_the_way(feed: Feeder, rig: Rig, inbox: Inbox
     assert rig.drain()
 
     case_no, case = rig.registry.cases[body["report_id"]]
-    assert rig.acks() == [{"report_id": body["report_id"], "status": "accepted", "case_no": case_no}]
+    assert rig.acks() == [
+        {"report_id": body["report_id"], "status": "accepted", "case_no": case_no}
+    ]
     [published] = rig.normalized()
     assert published["case_no"] == case_no
     jsonschema.validate(published, SCHEMA)
@@ -127,7 +129,11 @@ def test_normalized_report_content(feed: Feeder, rig: Rig) -> None:
         "time": "2026-11-28T01:14:58+00:00",
     }
     # received 01:15 UTC = 09:15 in Nantong: inside 08:00-18:00
-    assert doc["acceptance"] == {"inside_window": True, "window": "08:00-18:00", "timezone": "Asia/Shanghai"}
+    assert doc["acceptance"] == {
+        "inside_window": True,
+        "window": "08:00-18:00",
+        "timezone": "Asia/Shanghai",
+    }
     assert doc["reported_at"] == "2026-11-28T09:15:02+08:00"
 
 
@@ -192,7 +198,11 @@ def test_permanent_failure_is_a_dead_letter_until_revived(
     feed((REPORT_TOPIC, encode(body)))
     rig.drain()
     [letter] = outbox.dead_letters()
-    assert (letter.report_id, letter.sink, letter.last_error) == (body["report_id"], "objects", "NoSuchBucket")
+    assert (letter.report_id, letter.sink, letter.last_error) == (
+        body["report_id"],
+        "objects",
+        "NoSuchBucket",
+    )
     rig.objects.failure = None
     rig.drain()
     assert rig.objects.objects == {}  # a dead letter waits for an operator

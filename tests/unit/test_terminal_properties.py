@@ -21,7 +21,9 @@ LIMITS = WireLimits()
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
     max_leaves=20,
 )
 topics = st.one_of(
@@ -35,7 +37,14 @@ topics = st.one_of(
 
 
 def assert_event_or_reason(event: object) -> None:
-    assert isinstance(event, terminal.ReportReceived | terminal.ChunkReceived | terminal.StatusReceived | terminal.TrackReceived | Rejected)
+    assert isinstance(
+        event,
+        terminal.ReportReceived
+        | terminal.ChunkReceived
+        | terminal.StatusReceived
+        | terminal.TrackReceived
+        | Rejected,
+    )
     if isinstance(event, Rejected):
         assert isinstance(event.reason, Reason)
         assert event.message
@@ -66,7 +75,9 @@ def _mutations() -> st.SearchStrategy[dict[str, Any]]:
             st.sampled_from(sorted(base["media"][0])),
             json_values,
         ),
-        st.builds(lambda k, v: base | {"fix": base["fix"] | {k: v}}, st.text(max_size=12), json_values),
+        st.builds(
+            lambda k, v: base | {"fix": base["fix"] | {k: v}}, st.text(max_size=12), json_values
+        ),
     )
 
 
@@ -109,7 +120,10 @@ def test_oversized_messages_are_refused_by_size() -> None:
     event = decode_uplink(f"cgt/v1/{DEVICE}/report", big)
     assert isinstance(event, Rejected)
     assert event.reason is Reason.PAYLOAD_TOO_LARGE
-    chunk = decode_uplink(terminal.media_topic(DEVICE, "0b7e4c1a-2d3f-4e5a-8b9c-0d1e2f3a4b5c", 0), b"x" * (256 * 1024 + 1))
+    chunk = decode_uplink(
+        terminal.media_topic(DEVICE, "0b7e4c1a-2d3f-4e5a-8b9c-0d1e2f3a4b5c", 0),
+        b"x" * (256 * 1024 + 1),
+    )
     assert isinstance(chunk, Rejected)
     assert chunk.reason is Reason.CHUNK_TOO_LARGE
 

@@ -59,7 +59,11 @@ def test_uplink_vector_decoded_content(vector: dict[str, Any]) -> None:
         ]
     elif isinstance(event, ChunkReceived):
         media_id, seq = vector["topic"].split("/")[-2:]
-        assert (event.media_id, event.seq, event.data) == (media_id.lower(), int(seq), payload_of(vector))
+        assert (event.media_id, event.seq, event.data) == (
+            media_id.lower(),
+            int(seq),
+            payload_of(vector),
+        )
     elif isinstance(event, StatusReceived):
         assert event.status.online == vector["json"]["online"]
     elif isinstance(event, TrackReceived):

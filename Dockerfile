@@ -1,0 +1,24 @@
+# cgt-gateway image: the gateway and the firmware simulator, nothing else.
+# Dependencies come from the same pins as the development venv (constraints.txt).
+
+FROM python:3.11-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md constraints.txt ./
+COPY gateway ./gateway
+COPY firmware_sim ./firmware_sim
+COPY config ./config
+RUN pip install --no-cache-dir --constraint constraints.txt hatchling==1.33.0 \
+ && pip wheel --no-cache-dir --no-build-isolation --constraint constraints.txt --wheel-dir /wheels .
+
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels cgt-gateway==0.1.0 \
+ && rm -rf /wheels \
+ && useradd --system --uid 10001 --home-dir /var/lib/cgt --create-home cgt
+USER 10001
+WORKDIR /var/lib/cgt
+VOLUME ["/var/lib/cgt"]
+ENTRYPOINT ["gateway"]
+CMD ["run", "--data-dir", "/var/lib/cgt", "--broker", "mqtt://mosquitto:1883"]

@@ -1,0 +1,185 @@
+"""`firmware-sim`: simulated terminals for technicians and load tests.
+
+    firmware-sim run --broker mqtt://HOST:PORT --terminals N --reports-per-terminal K
+
+Progress goes to stderr (rewritten in place on a terminal, a line a second
+otherwise), the summary to stdout. The exit code is 0 only if every report was
+accepted, 1 if any was not, 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import click
+import orjson
+
+from firmware_sim.fleet import FleetSettings, run_fleet
+from firmware_sim.outcomes import Progress, Summary
+
+_SHOWN_PROBLEMS = 20  # non-accepted reports listed in the text summary; --json has all
+
+
+@click.group()
+def main() -> None:
+    """Simulated 城管通 terminals speaking wire-v1 to a gateway through an MQTT broker."""
+
+
+@main.command()
+@click.option(
+    "--broker",
+    default="mqtt://127.0.0.1:1883",
+    show_default=True,
+    help="mqtt://HOST:PORT or mqtts://",
+)
+@click.option("--terminals", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--reports-per-terminal", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option(
+    "--device-prefix", default="sim", show_default=True, help="device ids are PREFIX-0001, ..."
+)
+@click.option("--username", default=None)
+@click.option(
+    "--password", default=None, envvar="FIRMWARE_SIM_PASSWORD", help="or $FIRMWARE_SIM_PASSWORD"
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="write the summary and every report's outcome here",
+)
+@click.option("--seed", type=int, default=None, help="reproduce a run's content (ids stay fresh)")
+@click.option(
+    "--timeout-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="silence after a report before publishing it again",
+)
+@click.option(
+    "--attempts",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="publications of a report before it counts as failed",
+)
+@click.option("--chunk-bytes", type=click.IntRange(1, 256 * 1024), default=65536, show_default=True)
+@click.option(
+    "--connect-timeout-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+)
+@click.option(
+    "--interval-s",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="pause between one terminal's reports",
+)
+def run(
+    broker: str,
+    terminals: int,
+    reports_per_terminal: int,
+    device_prefix: str,
+    username: str | None,
+    password: str | None,
+    json_path: Path | None,
+    seed: int | None,
+    timeout_s: float,
+    attempts: int,
+    chunk_bytes: int,
+    connect_timeout_s: float,
+    interval_s: float,
+) -> None:
+    """Run N terminals that each send K reports with a photo and a voice note."""
+    try:
+        settings = FleetSettings(
+            broker=broker,
+            terminals=terminals,
+            reports_per_terminal=reports_per_terminal,
+            device_prefix=device_prefix,
+            username=username,
+            password=password,
+            seed=seed,
+            ack_timeout_s=timeout_s,
+            max_attempts=attempts,
+            chunk_bytes=chunk_bytes,
+            connect_timeout_s=connect_timeout_s,
+            report_interval_s=interval_s,
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    printer = ProgressPrinter(sys.stderr)
+    try:
+        summary = run_fleet(settings, printer)
+    except KeyboardInterrupt:
+        printer.done()
+        click.echo("interrupted: no summary", err=True)
+        sys.exit(130)
+    printer.done()
+    click.echo(format_summary(summary))
+    if json_path is not None:
+        record = {"settings": settings.public(), **summary.to_json()}
+        json_path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    sys.exit(0 if summary.all_accepted else 1)
+
+
+class ProgressPrinter:
+    """One status line a tick: rewritten in place on a TTY, appended in a log."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+
+    def __call__(self, progress: Progress) -> None:
+        line = format_progress(progress)
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def format_progress(p: Progress) -> str:
+    p50 = f"{p.latency_p50_ms:.0f} ms" if p.latency_p50_ms is not None else "-"
+    return (
+        f"[{p.elapsed_s:6.1f}s] connected {p.connected}/{p.terminals}  sent {p.sent}/{p.planned}"
+        f"  accepted {p.accepted}  rejected {p.rejected}  failed {p.failed}"
+        f"  in flight {p.in_flight}  p50 {p50}"
+    )
+
+
+def format_summary(summary: Summary) -> str:
+    def ms(value: float | None) -> str:
+        return f"{value:.0f}" if value is not None else "-"
+
+    lines = [
+        f"terminals     {summary.terminals}",
+        f"reports       {summary.planned} planned, {summary.sent} sent",
+        f"accepted      {summary.accepted}",
+        f"rejected      {summary.rejected}",
+        f"failed        {summary.failed}",
+        f"latency (ms)  p50 {ms(summary.latency_p50_ms)}  p95 {ms(summary.latency_p95_ms)}"
+        f"  max {ms(summary.latency_max_ms)}",
+        f"duration      {summary.duration_s:.1f} s",
+        f"seed          {summary.seed}",
+    ]
+    problems = [o for o in summary.outcomes if o.status != "accepted"]
+    for outcome in problems[:_SHOWN_PROBLEMS]:
+        lines.append(
+            f"  {outcome.status:8} {outcome.device_id} {outcome.report_id}  {outcome.reason or ''}"
+        )
+    if len(problems) > _SHOWN_PROBLEMS:
+        lines.append(f"  ... and {len(problems) - _SHOWN_PROBLEMS} more (see --json)")
+    lines.append(
+        "result        " + ("all accepted" if summary.all_accepted else "NOT all accepted")
+    )
+    return "\n".join(lines)

@@ -1,0 +1,193 @@
+"""What an inspector reports: a class from the code profile, a description, a fix, media.
+
+`ReportPlanner` draws the form (kind, class code, description, fix, time) from its own
+seeded generator, so a seed reproduces a run's content. Ids are always fresh UUID4s:
+a re-run must not collide with the reports of the last one. `compose` then turns a
+plan into the envelope and the media files to upload.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from importlib.util import find_spec
+from pathlib import Path
+
+from firmware_sim.media import MediaFile
+from firmware_sim.photo import Capture, PhotoPool
+from firmware_sim.voice import VoiceBank
+from firmware_sim.wire import Fix, MediaEntry, ReportEnvelope, ReportKind
+
+CHINA_TIME = timezone(timedelta(hours=8), "CST")
+NANTONG = (32.03, 120.86)  # the trial area's centre, Chongchuan district
+METRES_PER_DEGREE = 111_320.0
+# The seed's trial roads (Nantong, 2009), where inspectors walk.
+ROADS = (
+    "人民路", "环城东路", "南大街", "跃龙路", "青年路", "工农路", "濠北路", "濠西路", "濠南路",
+    "濠东路", "城山路", "桃坞路", "建设路", "北濠桥路", "环城南路", "环城西路", "环城北路",
+)  # fmt: skip
+SPOTS = (
+    "东侧人行道", "西侧人行道", "南侧非机动车道", "北侧绿化带", "交叉口东北角", "公交站台旁",
+    "小区出入口", "桥下", "菜场门口", "学校门口附近", "沿河步道",
+)  # fmt: skip
+COMPONENT_PROBLEMS = ("破损", "缺失", "松动", "倾斜", "污损", "被占压", "移位")
+TAILS = ("", "，请尽快处理", "，影响行人通行", "，已拍照", "，周边居民反映", "，存在安全隐患")
+
+
+@dataclass(frozen=True, slots=True)
+class ClassCode:
+    kind: ReportKind
+    code: str
+    name: str  # minor class name, Chinese
+
+
+def default_codes_dir() -> Path:
+    """The project's `config/codes`: beside this package in a checkout, in the wheel under
+    `gateway/_config` (found without importing the gateway, which we must not depend on)."""
+    candidates = [Path(__file__).resolve().parent.parent / "config" / "codes"]
+    spec = find_spec("gateway")
+    if spec is not None and spec.origin is not None:
+        candidates.append(Path(spec.origin).parent / "_config" / "codes")
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("no config/codes directory found; pass codes_dir")
+
+
+def load_codes(codes_dir: Path | None = None, profile: str = "gbt30428") -> list[ClassCode]:
+    directory = codes_dir or default_codes_dir()
+    files: dict[ReportKind, Path] = {
+        "component": directory / f"{profile}_components.csv",
+        "event": directory / f"{profile}_events.csv",
+    }
+    codes: list[ClassCode] = []
+    for kind, path in files.items():
+        with path.open(encoding="utf-8", newline="") as handle:
+            codes.extend(
+                ClassCode(kind, row["code"], row["minor_name_zh"]) for row in csv.DictReader(handle)
+            )
+    if not codes:
+        raise ValueError(f"code profile {profile} in {directory} is empty")
+    return codes
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedReport:
+    report_id: str
+    kind: ReportKind
+    class_code: str
+    description: str
+    created_at: datetime  # aware, China time
+    fix: Fix
+    fix_taken_at: datetime
+    orientation: int
+    photo_index: int
+    voice: bool
+
+
+@dataclass
+class ReportPlanner:
+    codes: list[ClassCode]
+    rng: random.Random
+    centre: tuple[float, float] = NANTONG
+    radius_m: float = 1500.0
+    voice_share: float = 0.85  # most inspectors add a voice note, not all
+    events_share: float = 0.7  # events outnumber component faults in the field
+    _by_kind: dict[str, list[ClassCode]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._by_kind = {
+            kind: [c for c in self.codes if c.kind == kind] for kind in ("event", "component")
+        }
+
+    def next(self, now: datetime) -> PlannedReport:
+        rng = self.rng
+        kind = "event" if rng.random() < self.events_share else "component"
+        pool = self._by_kind[kind] or self.codes
+        code = rng.choice(pool)
+        created_at = now.astimezone(CHINA_TIME).replace(microsecond=0)
+        fix_taken_at = created_at - timedelta(seconds=rng.randint(2, 40))
+        return PlannedReport(
+            report_id=str(uuid.uuid4()),
+            kind=code.kind,
+            class_code=code.code,
+            description=self._describe(code),
+            created_at=created_at,
+            fix=self._fix(fix_taken_at),
+            fix_taken_at=fix_taken_at,
+            # Mostly held upright in landscape; sometimes portrait or upside down.
+            orientation=rng.choices((1, 6, 8, 3), weights=(70, 20, 6, 4))[0],
+            photo_index=rng.randrange(1 << 16),
+            voice=rng.random() < self.voice_share,
+        )
+
+    def _describe(self, code: ClassCode) -> str:
+        rng = self.rng
+        problem = rng.choice(COMPONENT_PROBLEMS) if code.kind == "component" else ""
+        return f"{rng.choice(ROADS)}{rng.choice(SPOTS)}{code.name}{problem}{rng.choice(TAILS)}"
+
+    def _fix(self, taken_at: datetime) -> Fix:
+        """A point uniformly spread over a disc around the centre, as a receiver reports it."""
+        rng = self.rng
+        distance = self.radius_m * math.sqrt(rng.random())
+        bearing = rng.uniform(0, 2 * math.pi)
+        lat = self.centre[0] + distance * math.cos(bearing) / METRES_PER_DEGREE
+        lon = self.centre[1] + distance * math.sin(bearing) / (
+            METRES_PER_DEGREE * math.cos(math.radians(self.centre[0]))
+        )
+        return Fix(
+            lat=round(lat, 6),
+            lon=round(lon, 6),
+            accuracy_m=round(rng.uniform(3.0, 15.0), 1),
+            time=taken_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MediaKit:
+    """The shared, pre-encoded material every terminal's media is cut from."""
+
+    photos: PhotoPool
+    voices: VoiceBank
+
+
+@dataclass(frozen=True, slots=True)
+class ComposedReport:
+    envelope: ReportEnvelope
+    files: dict[str, MediaFile]  # media id -> file, for every manifest entry
+
+
+def compose(
+    plan: PlannedReport, kit: MediaKit, inspector_id: str, chunk_bytes: int, rng: random.Random
+) -> ComposedReport:
+    photo_id = str(uuid.uuid4())
+    capture = Capture(
+        taken_at=plan.created_at - timedelta(seconds=rng.randint(1, 30)),
+        lat=plan.fix.lat,
+        lon=plan.fix.lon,
+        unique_id=uuid.UUID(photo_id).hex,
+        orientation=plan.orientation,
+        alt_m=round(rng.uniform(3.0, 9.0), 1),  # Nantong lies a few metres above sea level
+    )
+    files = {photo_id: kit.photos.photo(capture, plan.photo_index)}
+    if plan.voice:
+        files[str(uuid.uuid4())] = kit.voices.note(rng)
+    entries = tuple(
+        MediaEntry(media_id, file.kind, file.mime, file.size, file.sha256, chunk_bytes)
+        for media_id, file in files.items()
+    )
+    envelope = ReportEnvelope(
+        report_id=plan.report_id,
+        created_at=plan.created_at.isoformat(),
+        kind=plan.kind,
+        class_code=plan.class_code,
+        description=plan.description,
+        inspector_id=inspector_id,
+        fix=plan.fix,
+        media=entries,
+    )
+    return ComposedReport(envelope, files)

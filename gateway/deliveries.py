@@ -1,0 +1,193 @@
+"""Deliveries: what each sink does with a batch of due outbox rows.
+
+`registry` assigns case numbers (its result fans the report out to the other three);
+`objects` stores originals and the normalized JSON; `bus` publishes the normalized
+report; `ack` answers the terminal. Each function runs on its sink's own worker thread,
+touches nothing but its sink, and returns an `Outcome` that the pipeline records in the
+outbox, so the outbox keeps a single writer and a slow sink holds back only itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from structlog.typing import FilteringBoundLogger
+
+from gateway.errors import PermanentSinkError, RetryableSinkError, SinkError
+from gateway.normalize.report import with_case_no
+from gateway.object_keys import report_key
+from gateway.protocols import terminal
+from gateway.protocols.payloads import ReasonBody
+from gateway.sinks.ports import NewCase, ObjectStore, Publisher, Registry
+from gateway.store.outbox import Due
+
+# Object stores reward parallel writes (S3 requests overlap, local syscalls release the
+# GIL); this many objects of one batch are in flight at once.
+OBJECT_WRITERS = 4
+
+
+@dataclass
+class Outcome:
+    """What became of one batch: delivered ids, and the error that stopped the rest."""
+
+    sink: str
+    done: list[str] = field(default_factory=list)
+    registered: list[tuple[str, str, bytes]] = field(default_factory=list)
+    undelivered: list[str] = field(default_factory=list)
+    error: SinkError | None = None
+    # Spooled media to delete once `done` is committed (never before: a crash in between
+    # would redeliver and find them gone).
+    spooled: list[Path] = field(default_factory=list)
+
+
+class Deliveries:
+    def __init__(
+        self,
+        spool_path: Callable[[str, str], Path],
+        registry: Registry,
+        objects: ObjectStore,
+        publisher: Publisher,
+        publish_timeout_s: float,
+        log: FilteringBoundLogger,
+    ) -> None:
+        self.spool_path = spool_path
+        self.registry = registry
+        self.objects = objects
+        self.publisher = publisher
+        self.publish_timeout_s = publish_timeout_s
+        self.log = log
+        self._writers = ThreadPoolExecutor(OBJECT_WRITERS, thread_name_prefix="objects")
+        self.by_sink: dict[str, Callable[[list[Due]], Outcome]] = {
+            "registry": self.registry_batch,
+            "objects": self.objects_batch,
+            "bus": self.bus_batch,
+            "ack": self.ack_batch,
+        }
+
+    def deliver(self, sink: str, due: list[Due]) -> Outcome:
+        """Run one batch; sink errors become part of the outcome, never an exception."""
+        try:
+            return self.by_sink[sink](due)
+        except SinkError as error:
+            return Outcome(sink, undelivered=[item.report_id for item in due], error=error)
+        except Exception as error:
+            # A bug, not the sink's fault: keep the work (it is retried) and say so loudly.
+            self.log.exception("sink.unexpected_error", sink=sink)
+            failure = RetryableSinkError(f"unexpected {type(error).__name__}: {error}")
+            return Outcome(sink, undelivered=[item.report_id for item in due], error=failure)
+
+    def close(self) -> None:
+        self._writers.shutdown()
+
+    def registry_batch(self, due: list[Due]) -> Outcome:
+        documents = [_document(item) for item in due]
+        cases = [
+            NewCase(
+                report_id=item.report_id,
+                kind=document["class"]["type"],
+                class_code=document["class"]["code"],
+                received_at=document["received_at"],
+                report=document,
+            )
+            for item, document in zip(due, documents, strict=True)
+        ]
+        numbers = self.registry.register(cases)
+        now = time.time()
+        outcome = Outcome("registry")
+        for item, document, case_no in zip(due, documents, numbers, strict=True):
+            stamped = orjson.dumps(with_case_no(document, case_no))
+            outcome.registered.append((item.report_id, case_no, stamped))
+            received = datetime.fromisoformat(document["received_at"]).timestamp()
+            self.log.info(
+                "report.registered",
+                device_id=item.device_id,
+                report_id=item.report_id,
+                case_no=case_no,
+                latency_ms=round((now - received) * 1000, 1),
+            )
+        return outcome
+
+    def objects_batch(self, due: list[Due]) -> Outcome:
+        futures = [self._writers.submit(self._store, item) for item in due]
+        outcome = Outcome("objects")
+        for item, future in zip(due, futures, strict=True):
+            error = future.exception()
+            if error is None:
+                outcome.done.append(item.report_id)
+                outcome.spooled.extend(future.result())
+            elif isinstance(error, SinkError):
+                outcome.undelivered.append(item.report_id)
+                outcome.error = outcome.error or error
+            else:
+                raise error
+        if outcome.done:
+            self.objects.flush()
+        return outcome
+
+    def _store(self, item: Due) -> list[Path]:
+        """Store one report's objects; returns its spool files, now safe to delete."""
+        if item.state != "registered":  # a rejected report has nothing to keep
+            return []
+        document = _document(item)
+        spooled = []
+        for media in document["media"]:
+            original = media["original"]
+            path = self.spool_path(item.device_id, media["media_id"])
+            if not path.exists():
+                raise PermanentSinkError(f"spool file of media {media['media_id']} is gone")
+            self.objects.put_file(
+                original["key"], path, sha256=original["sha256"], content_type=media["mime"]
+            )
+            spooled.append(path)
+        self.objects.put_bytes(
+            report_key(item.report_id), _normalized(item), content_type="application/json"
+        )
+        return spooled
+
+    def bus_batch(self, due: list[Due]) -> Outcome:
+        messages = []
+        for item in due:
+            document = _document(item)
+            topic = terminal.normalized_topic(document["class"]["type"], document["class"]["code"])
+            messages.append((topic, _normalized(item)))
+        return self._publish("bus", due, messages)
+
+    def ack_batch(self, due: list[Due]) -> Outcome:
+        messages = []
+        for item in due:
+            if item.case_no is not None:
+                payload = terminal.encode_accepted(item.report_id, item.case_no)
+            else:
+                reason = ReasonBody(code=item.reason_code or "", message=item.reason_message or "")
+                payload = terminal.encode_rejected(item.report_id, reason)
+            messages.append((terminal.ack_topic(item.device_id), payload))
+        return self._publish("ack", due, messages)
+
+    def _publish(self, sink: str, due: Sequence[Due], messages: list[tuple[str, bytes]]) -> Outcome:
+        confirmed = self.publisher.publish_many(messages, self.publish_timeout_s)
+        outcome = Outcome(sink)
+        for item, ok in zip(due, confirmed, strict=True):
+            (outcome.done if ok else outcome.undelivered).append(item.report_id)
+        if outcome.undelivered:
+            outcome.error = RetryableSinkError(
+                f"{len(outcome.undelivered)} {sink} messages unconfirmed"
+            )
+        return outcome
+
+
+def _normalized(item: Due) -> bytes:
+    if item.normalized is None:  # only registered reports reach these sinks
+        raise PermanentSinkError(f"report {item.report_id} has no normalized document")
+    return item.normalized
+
+
+def _document(item: Due) -> dict[str, Any]:
+    document: dict[str, Any] = orjson.loads(_normalized(item))
+    return document

@@ -1,0 +1,99 @@
+"""What the planner reports: classes from the profile, a place near Nantong, China time."""
+
+# ruff: noqa: S311 - seeded generators make reproducible test data, not secrets
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import random
+from datetime import datetime
+
+import orjson
+import pytest
+from PIL import ExifTags, Image
+
+from firmware_sim.reports import (
+    CHINA_TIME,
+    NANTONG,
+    MediaKit,
+    ReportPlanner,
+    compose,
+    default_codes_dir,
+    load_codes,
+)
+
+NOW = datetime(2026, 11, 28, 9, 15, 2, tzinfo=CHINA_TIME)
+
+
+def profile_codes(kind_file: str) -> set[str]:
+    with (default_codes_dir() / f"gbt30428_{kind_file}.csv").open(encoding="utf-8") as handle:
+        return {row["code"] for row in csv.DictReader(handle)}
+
+
+def metres_from_nantong(lat: float, lon: float) -> float:
+    dy = (lat - NANTONG[0]) * 111_320
+    dx = (lon - NANTONG[1]) * 111_320 * math.cos(math.radians(NANTONG[0]))
+    return math.hypot(dx, dy)
+
+
+def test_plans_look_like_inspectors_reports() -> None:
+    planner = ReportPlanner(load_codes(), random.Random(1))
+    plans = [planner.next(NOW) for _ in range(300)]
+    codes = {"event": profile_codes("events"), "component": profile_codes("components")}
+    for plan in plans:
+        assert plan.class_code in codes[plan.kind]
+        assert 1 <= len(plan.description) <= 500
+        assert metres_from_nantong(plan.fix.lat, plan.fix.lon) <= 1500
+        assert plan.fix.accuracy_m is not None
+        assert 0 < plan.fix.accuracy_m < 20
+        assert plan.created_at.isoformat().endswith("+08:00")
+        assert plan.fix.time is not None
+        assert plan.fix.time.endswith("Z")
+        assert datetime.fromisoformat(plan.fix.time) <= plan.created_at
+    assert {plan.kind for plan in plans} == {"event", "component"}
+    assert len({plan.report_id for plan in plans}) == len(plans)
+    assert 0.7 < sum(plan.voice for plan in plans) / len(plans) < 0.97
+
+
+def test_a_seed_reproduces_content_but_never_ids() -> None:
+    codes = load_codes()
+    first, again = (ReportPlanner(codes, random.Random("s")) for _ in range(2))
+    for _ in range(5):
+        one, other = first.next(NOW), again.next(NOW)
+        assert (one.class_code, one.description, one.fix) == (
+            other.class_code,
+            other.description,
+            other.fix,
+        )
+        assert one.report_id != other.report_id
+
+
+def test_composed_report_matches_its_media(small_kit: MediaKit) -> None:
+    rng = random.Random(3)
+    planner = ReportPlanner(load_codes(), rng, voice_share=1.0)
+    report = compose(planner.next(NOW), small_kit, "INS-0001", 4096, rng)
+    envelope = report.envelope
+    assert [entry.kind for entry in envelope.media] == ["photo", "voice"]
+    for entry in envelope.media:
+        data = report.files[entry.media_id].read()
+        assert (entry.size, entry.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert entry.chunk_bytes == 4096
+        assert entry.chunk_count == math.ceil(len(data) / 4096)
+    photo = envelope.media[0]
+    exif = Image.open(io.BytesIO(report.files[photo.media_id].read())).getexif()
+    # The photo names its media id, so an original can be traced to its report.
+    assert exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.ImageUniqueID] == photo.media_id.replace(
+        "-", ""
+    )
+    body = orjson.loads(orjson.dumps(envelope.to_json()))
+    assert body["v"] == 1
+    assert body["inspector_id"] == "INS-0001"
+    assert len(orjson.dumps(body)) < 64 * 1024
+
+
+def test_missing_codes_dir_is_reported() -> None:
+    with pytest.raises(FileNotFoundError):
+        load_codes(default_codes_dir() / "nowhere")

@@ -1,0 +1,204 @@
+"""Generate docs/asyncapi.yaml from the wire models, so the document cannot drift.
+
+    .venv/bin/python tools/asyncapi.py > docs/asyncapi.yaml
+
+tests/unit/test_asyncapi.py fails when the committed file differs from this output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.errors import REASON_TEXT, Reason
+from gateway.protocols.payloads import (
+    Ack,
+    ErrorNotice,
+    ReportEnvelope,
+    Status,
+    Task,
+    TerminalConfig,
+    Track,
+    WireLimits,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEVICE = {"device_id": {"description": "1-64 of A-Z a-z 0-9 _ - (`normalized` is reserved)"}}
+
+
+def schema(model: Any) -> dict[str, Any]:
+    return model.model_json_schema(mode="validation")  # type: ignore[no-any-return]
+
+
+def message(name: str, title: str, payload: dict[str, Any], summary: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "title": title,
+        "summary": summary,
+        "contentType": "application/json",
+        "payload": payload,
+    }
+
+
+def build() -> dict[str, Any]:
+    limits = WireLimits()
+    normalized = json.loads((ROOT / "gateway/schemas/normalized-report.schema.json").read_text())
+    chunk = {
+        "type": "string",
+        "format": "binary",
+        "maxLength": limits.chunk_bytes,
+        "description": "Raw bytes of chunk `seq` (0-based). Every chunk but the last is exactly "
+        "the manifest's `chunk_bytes` long.",
+    }
+    messages = {
+        "report": message(
+            "report",
+            "Report envelope",
+            schema(ReportEnvelope),
+            "A problem report. Re-publishing the same report_id asks where it stands; it never "
+            "makes a second case. At most 64 KiB.",
+        ),
+        "mediaChunk": {
+            "name": "mediaChunk",
+            "title": "Media chunk",
+            "contentType": "application/octet-stream",
+            "summary": "One chunk of a media file; chunks may come in any order, twice, or before "
+            "their report.",
+            "payload": chunk,
+        },
+        "status": message(
+            "status",
+            "Terminal status",
+            schema(Status),
+            'Retained; the terminal\'s last will publishes {"online": false}. Going online makes '
+            "the gateway list the chunks still missing of that terminal's uploads.",
+        ),
+        "track": message("track", "Patrol track", schema(Track), "The inspector's patrol fixes."),
+        "ack": message(
+            "ack",
+            "Answer about a report",
+            schema(Ack),
+            "`accepted` (with case_no) only once the report and all its media are durably "
+            "stored and the case is registered; `incomplete` lists missing chunks by media id; "
+            "`rejected` carries a reason code from x-reason-codes.",
+        ),
+        "error": message(
+            "error",
+            "Error notice",
+            schema(ErrorNotice),
+            "Added by cgt-gateway: an uplink that cannot be tied to a report (a bad chunk, "
+            "status, track, or an envelope without a readable report_id) is answered here.",
+        ),
+        "task": message(
+            "task",
+            "Task for the inspector",
+            schema(Task),
+            "E.g. an on-site verification (核查) of a handled case.",
+        ),
+        "config": message(
+            "config",
+            "Terminal settings",
+            schema(TerminalConfig),
+            "Retained: chunk size, photo size, upload windows.",
+        ),
+        "normalized": message(
+            "normalized",
+            "Normalized report",
+            normalized,
+            "The standard component/event message, once per report, QoS 1 (at least once: "
+            "deduplicate by report_id).",
+        ),
+    }
+    uplink = {"report": "report", "status": "status", "track": "track"}
+    channels: dict[str, Any] = {
+        name: {
+            "address": f"cgt/v1/{{device_id}}/{name}",
+            "parameters": DEVICE,
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+        }
+        for name in [*uplink, "ack", "task", "config", "error"]
+    }
+    channels["mediaChunk"] = {
+        "address": "cgt/v1/{device_id}/media/{media_id}/{seq}",
+        "parameters": DEVICE
+        | {
+            "media_id": {"description": "the manifest's media id, a UUID"},
+            "seq": {"description": f"decimal, no leading zeros, below {limits.chunks_per_media}"},
+        },
+        "messages": {"mediaChunk": {"$ref": "#/components/messages/mediaChunk"}},
+    }
+    channels["normalized"] = {
+        "address": "cgt/v1/normalized/{kind}/{class_code}",
+        "parameters": {
+            "kind": {"enum": ["component", "event"]},
+            "class_code": {"description": "4- or 5-digit class code of the code profile"},
+        },
+        "messages": {"normalized": {"$ref": "#/components/messages/normalized"}},
+    }
+    operations = {
+        f"receive_{name}": {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "summary": "Terminal → gateway, QoS 1.",
+        }
+        for name in [*uplink, "mediaChunk"]
+    } | {
+        f"send_{name}": {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "summary": "Gateway → terminal, QoS 1."
+            if name != "normalized"
+            else "Gateway → backend subscribers, QoS 1.",
+        }
+        for name in ["ack", "task", "config", "error", "normalized"]
+    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "cgt-gateway terminal and backend API",
+            "version": "1.0.0",
+            "description": (
+                "The wire contract (wire-v1) between 城管通 terminals and cgt-gateway, and the "
+                "normalized stream for backends. Every message is MQTT QoS 1; JSON is UTF-8; "
+                "times are RFC 3339 with an offset. Generated from the gateway's models by "
+                "tools/asyncapi.py."
+            ),
+        },
+        "servers": {
+            "production": {
+                "host": "broker.example:8883",
+                "protocol": "mqtts",
+                "description": "TLS; every terminal has its own credentials and may "
+                "use only its own topics.",
+            },
+            "demo": {
+                "host": "127.0.0.1:1883",
+                "protocol": "mqtt",
+                "description": "`make demo`'s own broker on a free port.",
+            },
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages},
+        "x-reason-codes": {reason.value: REASON_TEXT[reason] for reason in Reason},
+        "x-limits": {name: getattr(limits, name) for name in limits.__dataclass_fields__},
+    }
+
+
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render() -> str:
+    header = "# Generated by tools/asyncapi.py from gateway/protocols/payloads.py; do not edit.\n"
+    body = yaml.dump(build(), Dumper=_NoAliases, allow_unicode=True, sort_keys=False, width=100)
+    return header + body
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
