@@ -1,10 +1,10 @@
-"""Run every benchmark; each writes bench/results/<name>.json."""
+"""Run every benchmark; each writes bench/results/<name>.json and prints its result."""
 
 from __future__ import annotations
 
 import json
 
-from bench import ingest
+from bench import ingest, pipeline
 
-for module in (ingest,):
-    print(json.dumps(module.run(), indent=2))
+for module in (pipeline, ingest):
+    print(json.dumps(module.run(), indent=2), flush=True)

@@ -11,7 +11,6 @@ committed to the inbox before its PUBACK.
 from __future__ import annotations
 
 import json
-import sqlite3
 import tempfile
 import threading
 import time
@@ -26,7 +25,7 @@ from paho.mqtt.properties import Properties
 
 from bench.common import summary, write
 from gateway.broker import Mosquitto
-from tests.integration.helpers import GatewayProcess, wait_until
+from gateway.process import GatewayProcess, wait_until
 
 REPORTS = 20_000
 DEVICES = 200
@@ -104,14 +103,6 @@ def raw_round(broker: Mosquitto, messages: list[tuple[str, bytes]]) -> float:
     return len(messages) / elapsed
 
 
-def count(path: Path, sql: str) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute(sql).fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-
-
 def gateway_round(
     broker: Mosquitto, messages: list[tuple[str, bytes]], scratch: Path
 ) -> dict[str, float]:
@@ -119,26 +110,23 @@ def gateway_round(
     gateway.start()  # registers the gateway's persistent session and subscriptions
     gateway.stop()
     publish_backlog(broker.port, messages)
-    data = gateway.data_dir
     start = time.perf_counter()
     gateway.start(timeout_s=60)
     committed_at = None
 
     def finished() -> bool:
         nonlocal committed_at
-        if committed_at is None and count(data / "inbox.db", "SELECT count(*) FROM reports") == len(
-            messages
-        ):
+        committed = gateway.count("inbox.db", "SELECT count(*) FROM reports")
+        if committed_at is None and committed == len(messages):
             committed_at = time.perf_counter()
-        acked = count(
-            data / "outbox.db",
-            "SELECT count(*) FROM deliveries WHERE sink = 'ack' AND state = 'done'",
+        acked = gateway.count(
+            "outbox.db", "SELECT count(*) FROM deliveries WHERE sink = 'ack' AND state = 'done'"
         )
         return acked == len(messages)
 
     wait_until(finished, 600, "every report registered and acknowledged")
     elapsed = time.perf_counter() - start
-    cases = count(data / "registry.db", "SELECT count(*) FROM cases")
+    cases = gateway.count("registry.db", "SELECT count(*) FROM cases")
     gateway.stop()
     assert cases == len(messages), cases
     assert committed_at is not None

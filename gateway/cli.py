@@ -80,7 +80,7 @@ def check_config(config_file: Path) -> None:
 @main.command()
 @data_dir_option
 @click.option("--terminals", default=20, show_default=True)
-@click.option("--reports-per-terminal", default=3, show_default=True)
+@click.option("--reports-per-terminal", default=5, show_default=True)
 def demo(data_dir: Path | None, terminals: int, reports_per_terminal: int) -> None:
     """Start a broker, the gateway and simulated terminals; print what happened."""
     from gateway.demo import run_demo  # noqa: PLC0415

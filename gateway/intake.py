@@ -107,12 +107,13 @@ class Intake:
         if state is not None and state.state == "rejected":
             reason = ReasonBody(code=state.reason_code or "", message=state.reason_message or "")
             return [Downlink(topic, terminal.encode_rejected(report_id, reason))]
-        # Not decided yet: either chunks are missing, or the pipeline has it in hand.
-        return self._incomplete(device_id, report_id, known.missing)
+        # Not decided yet: chunks are missing, or (an empty list) the pipeline has it in hand.
+        return [Downlink(topic, terminal.encode_incomplete(report_id, known.missing))]
 
     def _incomplete(
         self, device_id: str, report_id: str, missing: dict[str, list[int]]
     ) -> list[Downlink]:
+        """Ask for missing chunks; nothing to say when none are."""
         if not missing:
             return []
         payload = terminal.encode_incomplete(report_id, missing)

@@ -154,7 +154,7 @@ class MqttLink:
         self._connection += 1
         # Our PUBACKs and acks are small and come in bursts; Nagle would hold them back.
         sock = client.socket()
-        if sock is not None:
+        if isinstance(sock, socket.socket):  # an SSLSocket is one too
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.subscriptions:
             topics = [self._shared(topic) for topic in self.subscriptions]

@@ -193,7 +193,8 @@ class ReasonBody(_Strict):
 
 
 class Ack(_Strict):
-    """The gateway's answer about one report."""
+    """The gateway's answer about one report. `incomplete` with an empty `missing` answers a
+    re-sent report whose media are all in: it is being registered; `accepted` follows."""
 
     report_id: str
     status: Literal["accepted", "incomplete", "rejected"]

@@ -1,7 +1,5 @@
 """The simulator against a real Mosquitto and the real gateway, in this process."""
 
-# ruff: noqa: S311 - seeded generators make reproducible test data, not secrets
-
 from __future__ import annotations
 
 import asyncio

@@ -1,7 +1,5 @@
 """Media: chunking, photos (real JPEGs with EXIF) and voice notes (real AMR-NB)."""
 
-# ruff: noqa: S311 - seeded generators make reproducible test data, not secrets
-
 from __future__ import annotations
 
 import hashlib

@@ -1,7 +1,5 @@
 """What the planner reports: classes from the profile, a place near Nantong, China time."""
 
-# ruff: noqa: S311 - seeded generators make reproducible test data, not secrets
-
 from __future__ import annotations
 
 import csv

@@ -5,8 +5,6 @@ hands each message to a script, which answers through `Terminal.on_downlink` on 
 next loop iteration, the way a broker delivery would arrive.
 """
 
-# ruff: noqa: S311 - seeded generators make reproducible test data, not secrets
-
 from __future__ import annotations
 
 import asyncio

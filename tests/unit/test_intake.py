@@ -130,8 +130,13 @@ def test_resent_report_changes_nothing_and_hears_where_it_stands(
     assert again[0][1]["missing"] == {upload.media_id: [0, 1]}
     for seq, data in enumerate(upload.chunks):
         feed((upload.chunk_topic(DEVICE, seq), data))
-    # ready, not yet decided: silence (the accepted ack will come)
-    assert feed((REPORT_TOPIC, encode(body))) == []
+    # ready, not yet decided: incomplete with nothing missing (the accepted ack will come)
+    assert feed((REPORT_TOPIC, encode(body))) == [
+        (
+            f"cgt/v1/{DEVICE}/ack",
+            {"report_id": body["report_id"], "status": "incomplete", "missing": {}},
+        )
+    ]
     # registered: accepted with the same case number, every time
     outbox.record("ready", 1, [Processed(body["report_id"], DEVICE, normalized=b"{}")])
     outbox.registered([(body["report_id"], "E010220261128000007", b"{}")])
