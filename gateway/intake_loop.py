@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from structlog.typing import FilteringBoundLogger
 
 from gateway.config import StoreSettings
-from gateway.intake import Arrived, Intake
+from gateway.intake import Arrived, Downlink, Intake
 from gateway.protocols.mqtt import MqttLink, Received
 from gateway.protocols.payloads import WireLimits
 from gateway.protocols.terminal import decode_uplink
@@ -84,6 +84,20 @@ class IntakeLoop:
             self._cond.notify_all()
         return batch
 
+    def _commit(self, arrived: list[Arrived]) -> list[Downlink]:
+        """Apply the batch, retrying until the store takes it (a full disk, a locked file).
+
+        Nothing is acknowledged meanwhile: the broker holds the rest, the queue fills, the
+        network thread waits, and intake resumes where it stopped once the store is back."""
+        pause = 0.5
+        while True:
+            try:
+                return self.intake.apply(arrived)
+            except Exception:
+                self.log.exception("intake.commit_failed", messages=len(arrived), retry_in_s=pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 30.0)
+
     def _run(self) -> None:
         while True:
             batch = self._take()
@@ -96,14 +110,7 @@ class IntakeLoop:
                 )
                 for message, at in batch
             ]
-            try:
-                downlinks = self.intake.apply(arrived)
-            except Exception:
-                # Unacknowledged, the batch comes back from the broker after a reconnect.
-                self.log.exception("intake.commit_failed", messages=len(batch))
-                self.link.client.disconnect()
-                time.sleep(1)
-                continue
+            downlinks = self._commit(arrived)
             for message, _ in batch:
                 self.link.ack(message)
             for downlink in downlinks:

@@ -270,7 +270,7 @@ class Pipeline:
         expired, orphans = self.inbox.expire(
             now, self.settings.upload_ttl_s, self.settings.orphan_ttl_s
         )
-        for report_id in expired:
-            self.log.warning("upload.expired", report_id=report_id)
+        for device_id, report_id in expired:
+            self.log.warning("upload.expired", device_id=device_id, report_id=report_id)
         if orphans:
             self.log.info("chunks.orphans_expired", chunks=orphans)

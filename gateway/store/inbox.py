@@ -371,18 +371,17 @@ class Inbox:
                 (chunk_count, time.time(), report_id),
             )
 
-    def expire(self, now: float, upload_ttl_s: float, orphan_ttl_s: float) -> tuple[list[str], int]:
+    def expire(
+        self, now: float, upload_ttl_s: float, orphan_ttl_s: float
+    ) -> tuple[list[tuple[str, str]], int]:
         """Drop uploads abandoned for `upload_ttl_s` and orphan chunks older than
-        `orphan_ttl_s`. Returns the expired report ids and the number of orphans dropped."""
+        `orphan_ttl_s`. Returns the expired (device, report) ids and the orphans dropped."""
         with transaction(self.conn):
-            expired = [
-                report_id
-                for (report_id,) in self.conn.execute(
-                    "SELECT report_id FROM reports WHERE missing > 0 AND updated_at < ?",
-                    (now - upload_ttl_s,),
-                )
-            ]
-            for report_id in expired:
+            expired = self.conn.execute(
+                "SELECT device_id, report_id FROM reports WHERE missing > 0 AND updated_at < ?",
+                (now - upload_ttl_s,),
+            ).fetchall()
+            for _, report_id in expired:
                 self.conn.execute(
                     "DELETE FROM chunks WHERE (device_id, media_id) IN"
                     " (SELECT device_id, media_id FROM media WHERE report_id = ?)",

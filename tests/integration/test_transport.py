@@ -10,7 +10,7 @@ import pytest
 
 from gateway.broker import Mosquitto
 from tests.factories import envelope
-from tests.integration.helpers import GatewayProcess, Terminal
+from tests.integration.helpers import GatewayProcess, Terminal, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +129,33 @@ def test_shared_subscription_group(tmp_path: Path, broker: Mosquitto) -> None:
     config.write_text('[mqtt]\nshared_group = "cgt"\n')
     gateway = GatewayProcess(tmp_path / "gw", broker.url, config=config).start()
     accepted_through(broker, gateway, "tz-0101")
+
+
+def test_gateway_rides_out_a_broker_restart(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker").start()
+    try:
+        gateway = GatewayProcess(tmp_path / "gw", broker.url).start()
+        first = Terminal(broker.url, "tz-0102")
+        body = envelope()
+        first.send(body)
+        assert first.wait_final(body["report_id"])["status"] == "accepted"
+        first.close()
+
+        broker.stop()
+        broker.start()  # same port, same persistence: the gateway's session survives
+        wait_until(
+            lambda: (
+                sum(line.get("event") == "mqtt.subscribed" for line in gateway.log_lines()) >= 2
+            ),
+            30,
+            "the gateway to reconnect",
+        )
+        second = Terminal(broker.url, "tz-0102")
+        again = envelope()
+        second.send(again)
+        assert second.wait_final(again["report_id"])["status"] == "accepted"
+        second.close()
+        assert len(gateway.cases()) == 2
+        gateway.stop()
+    finally:
+        broker.stop()

@@ -246,7 +246,7 @@ def test_abandoned_uploads_and_orphans_expire(feed: Feeder, inbox: Inbox) -> Non
     expired, orphans = inbox.expire(time.time(), upload_ttl_s=3600, orphan_ttl_s=3600)
     assert (expired, orphans) == ([], 0)
     expired, orphans = inbox.expire(time.time() + 7200, upload_ttl_s=3600, orphan_ttl_s=3600)
-    assert (expired, orphans) == ([body["report_id"]], 1)
+    assert (expired, orphans) == ([(DEVICE, body["report_id"])], 1)
     # the terminal starts over: a re-send is a new report
     answers = feed((REPORT_TOPIC, encode(body)))
     assert answers[0][1]["status"] == "incomplete"
