@@ -10,9 +10,9 @@ from gateway import logs
 from gateway.config import StoreSettings
 from gateway.intake import Arrived, Downlink
 from gateway.intake_loop import IntakeLoop
+from gateway.process import wait_until
 from gateway.protocols.mqtt import Received
 from gateway.protocols.payloads import WireLimits
-from gateway.process import wait_until
 
 
 class FakeLink:
