@@ -23,6 +23,7 @@ from structlog.typing import FilteringBoundLogger
 from gateway import logs
 from gateway.config import GatewayConfig
 from gateway.intake import Intake
+from gateway.media.pool import MediaPool
 from gateway.intake_loop import IntakeLoop
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile, load_profile
@@ -48,6 +49,7 @@ def build_pipeline(
         inbox_path=config.inbox_path,
         outbox_path=config.outbox_path,
         spool=config.spool_dir,
+        media=MediaPool(config.media.workers, config.media.timeout_s, log),
         registry=SqliteRegistry(config.registry_path, config.timezone),
         objects=LocalObjectStore(config.objects_dir),
         publisher=MqttPublisher(link),
@@ -62,6 +64,9 @@ def build_pipeline(
             housekeeping_s=config.store.housekeeping_s,
             upload_ttl_s=config.store.upload_ttl_s,
             orphan_ttl_s=config.store.orphan_ttl_s,
+            media_batch=config.media.batch,
+            photo=config.media.photo(),
+            voice=config.media.voice(),
         ),
         log=log,
     )

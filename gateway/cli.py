@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,70 @@ def check_config(config_file: Path) -> None:
     click.echo(f"  objects      {config.objects_dir}")
     click.echo(f"  registry     {config.registry_path}")
     click.echo(f"  code profile {profile.name}: {len(profile.entries)} classes")
+
+
+@main.group()
+def media() -> None:
+    """Run one media stage on one file (for technicians): metadata as JSON on stdout."""
+
+
+def _emit(result: dict[str, Any]) -> None:
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@media.command("photo")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--thumbnail", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where the thumbnail goes [default: OUT with .thumb.jpg].")  # fmt: skip
+@config_option
+def media_photo(source: Path, out: Path, thumbnail: Path | None, config_file: Path | None) -> None:
+    """Make the display JPEG (OUT) and thumbnail of a photo, as the pipeline does."""
+    from gateway.errors import MediaError  # noqa: PLC0415 - keep `check-config` light
+    from gateway.media.photo import render_photo  # noqa: PLC0415
+
+    settings = _load(config_file).media.photo()
+    try:
+        with source.open("rb") as stream:
+            result = render_photo(stream, settings)
+    except MediaError as error:
+        _emit({"rejected": error.reason.value, "message": error.detail})
+        sys.exit(1)
+    thumbnail = thumbnail or out.with_suffix(".thumb.jpg")
+    out.write_bytes(result.display.data)
+    thumbnail.write_bytes(result.thumbnail.data)
+    renditions = ((out, result.display), (thumbnail, result.thumbnail))
+    _emit(
+        {
+            "derivatives": [
+                {"path": str(path), "bytes": len(r.data), "width": r.width, "height": r.height}
+                for path, r in renditions
+            ],
+            "metadata": result.metadata(),
+        }
+    )
+
+
+@media.command("voice")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--mime", help="The type the terminal declared, e.g. audio/amr [default: probe].")
+@config_option
+def media_voice(source: Path, out: Path, mime: str | None, config_file: Path | None) -> None:
+    """Transcode a voice note to Ogg Opus (OUT), as the pipeline does."""
+    from gateway.errors import MediaError  # noqa: PLC0415
+    from gateway.media.voice import transcode_voice  # noqa: PLC0415
+
+    settings = _load(config_file).media.voice()
+    try:
+        with source.open("rb") as stream:
+            result = transcode_voice(stream, mime, settings)
+    except MediaError as error:
+        _emit({"rejected": error.reason.value, "message": error.detail})
+        sys.exit(1)
+    out.write_bytes(result.data)
+    derivative = {"path": str(out), "bytes": len(result.data), "duration_s": result.duration_s}
+    _emit({"derivatives": [derivative], "metadata": result.metadata()})
 
 
 @main.command()

@@ -1,10 +1,12 @@
-"""Deliveries: what each sink does with a batch of due outbox rows.
+"""Deliveries: what each step does with a batch of due outbox rows.
 
-`registry` assigns case numbers (its result fans the report out to the other three);
-`objects` stores originals and the normalized JSON; `bus` publishes the normalized
-report; `ack` answers the terminal. Each function runs on its sink's own worker thread,
-touches nothing but its sink, and returns an `Outcome` that the pipeline records in the
-outbox, so the outbox keeps a single writer and a slow sink holds back only itself.
+`media` makes the derivatives of a report's photos and voice notes (in the worker pool)
+and completes its document; `registry` assigns case numbers (its result fans the report
+out to the other three); `objects` stores originals, derivatives and the normalized JSON;
+`bus` publishes the normalized report; `ack` answers the terminal. Each function runs on
+its step's own worker thread, touches nothing but its sink, and returns an `Outcome`
+that the pipeline records in the outbox, so the outbox keeps a single writer and a slow
+sink holds back only itself.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ from typing import Any
 import orjson
 from structlog.typing import FilteringBoundLogger
 
-from gateway.errors import PermanentSinkError, RetryableSinkError, SinkError
-from gateway.normalize.report import with_case_no
+from gateway.errors import REASON_TEXT, PermanentSinkError, Reason, RetryableSinkError, SinkError
+from gateway.media.jobs import DERIVATIVE_NAMES, Derived, MediaJob, Refused, derivative_path
+from gateway.media.photo import PhotoSettings
+from gateway.media.pool import MediaRunner
+from gateway.media.voice import VoiceSettings
+from gateway.normalize.report import with_case_no, with_derivatives
 from gateway.object_keys import report_key
 from gateway.protocols import terminal
 from gateway.protocols.payloads import ReasonBody
@@ -40,6 +46,8 @@ class Outcome:
     sink: str
     done: list[str] = field(default_factory=list)
     registered: list[tuple[str, str, bytes]] = field(default_factory=list)
+    derived: list[tuple[str, bytes]] = field(default_factory=list)  # the completed documents
+    refused: list[tuple[str, str, str]] = field(default_factory=list)  # id, reason, message
     undelivered: list[str] = field(default_factory=list)
     error: SinkError | None = None
     # Spooled media to delete once `done` is committed (never before: a crash in between
@@ -51,6 +59,8 @@ class Deliveries:
     def __init__(
         self,
         spool_path: Callable[[str, str], Path],
+        media: MediaRunner,
+        media_settings: tuple[PhotoSettings, VoiceSettings],
         registry: Registry,
         objects: ObjectStore,
         publisher: Publisher,
@@ -58,6 +68,8 @@ class Deliveries:
         log: FilteringBoundLogger,
     ) -> None:
         self.spool_path = spool_path
+        self.media = media
+        self.photo_settings, self.voice_settings = media_settings
         self.registry = registry
         self.objects = objects
         self.publisher = publisher
@@ -65,6 +77,7 @@ class Deliveries:
         self.log = log
         self._writers = ThreadPoolExecutor(OBJECT_WRITERS, thread_name_prefix="objects")
         self.by_sink: dict[str, Callable[[list[Due]], Outcome]] = {
+            "media": self.media_batch,
             "registry": self.registry_batch,
             "objects": self.objects_batch,
             "bus": self.bus_batch,
@@ -85,6 +98,61 @@ class Deliveries:
 
     def close(self) -> None:
         self._writers.shutdown()
+        self.media.close()
+
+    def media_batch(self, due: list[Due]) -> Outcome:
+        documents = {item.report_id: _document(item) for item in due}
+        batch = [
+            MediaJob(
+                media_id=media["media_id"],
+                kind=media["kind"],
+                mime=media["mime"],
+                source=self.spool_path(item.device_id, media["media_id"]),
+                photo=self.photo_settings,
+                voice=self.voice_settings,
+            )
+            for item in due
+            for media in documents[item.report_id]["media"]
+        ]
+        results = {result.media_id: result for result in self.media.run(batch)}
+        outcome = Outcome("media")
+        for item in due:
+            document = documents[item.report_id]
+            mine = [results[media["media_id"]] for media in document["media"]]
+            refusals = [result for result in mine if isinstance(result, Refused)]
+            if refusals:
+                first = refusals[0]
+                text = REASON_TEXT[Reason(first.reason)]
+                message = f"media {first.media_id}: {text}: {first.message}"
+                outcome.refused.append((item.report_id, first.reason, message[:500]))
+                outcome.spooled.extend(self._spooled(item, document))
+                self.log.warning(
+                    "report.rejected",
+                    device_id=item.device_id,
+                    report_id=item.report_id,
+                    reason=first.reason,
+                    media_id=first.media_id,
+                    detail=first.message,
+                )
+                continue
+            derived = {
+                result.media_id: (result.derivatives, result.metadata)
+                for result in mine
+                if isinstance(result, Derived)
+            }
+            outcome.derived.append(
+                (item.report_id, orjson.dumps(with_derivatives(document, derived)))
+            )
+        return outcome
+
+    def _spooled(self, item: Due, document: dict[str, Any]) -> list[Path]:
+        """Every spool file of a report: originals and whatever derivatives exist."""
+        paths = []
+        for media in document["media"]:
+            original = self.spool_path(item.device_id, media["media_id"])
+            paths.append(original)
+            paths.extend(derivative_path(original, name) for name in DERIVATIVE_NAMES)
+        return paths
 
     def registry_batch(self, due: list[Due]) -> Outcome:
         documents = [_document(item) for item in due]
@@ -140,12 +208,15 @@ class Deliveries:
         for media in document["media"]:
             original = media["original"]
             path = self.spool_path(item.device_id, media["media_id"])
-            if not path.exists():
-                raise PermanentSinkError(f"spool file of media {media['media_id']} is gone")
-            self.objects.put_file(
-                original["key"], path, sha256=original["sha256"], content_type=media["mime"]
-            )
-            spooled.append(path)
+            files = [(original["key"], path, original["sha256"], media["mime"])] + [
+                (d["key"], derivative_path(path, d["name"]), d["sha256"], d["mime"])
+                for d in media["derivatives"]
+            ]
+            for key, file, sha256, mime in files:
+                if not file.exists():
+                    raise PermanentSinkError(f"spool file {file.name} is gone")
+                self.objects.put_file(key, file, sha256=sha256, content_type=mime)
+                spooled.append(file)
         self.objects.put_bytes(
             report_key(item.report_id), _normalized(item), content_type="application/json"
         )

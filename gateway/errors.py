@@ -50,6 +50,18 @@ class Reason(StrEnum):
     CHUNK_TOO_LARGE = "chunk.too_large"
     CHUNK_SEQ_RANGE = "chunk.seq_out_of_range"
     CHUNK_SIZE = "chunk.size_mismatch"
+    # photos and voice notes, as decoded
+    PHOTO_UNREADABLE = "photo.unreadable"
+    PHOTO_CORRUPT = "photo.corrupt"
+    PHOTO_TRUNCATED = "photo.truncated"
+    PHOTO_EMPTY = "photo.empty"
+    PHOTO_TOO_MANY_PIXELS = "photo.too_many_pixels"
+    VOICE_UNREADABLE = "voice.unreadable"
+    VOICE_NO_AUDIO = "voice.no_audio"
+    VOICE_EMPTY = "voice.empty"
+    VOICE_TOO_LONG = "voice.too_long"
+    MEDIA_TIMEOUT = "media.timeout"
+    MEDIA_DECODER_FAILED = "media.decoder_failed"
     # the gateway itself
     RETRY_LATER = "server.retry_later"
 
@@ -81,6 +93,17 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.CHUNK_TOO_LARGE: "the chunk is larger than allowed",
     Reason.CHUNK_SEQ_RANGE: "the chunk number is beyond the end of the media file",
     Reason.CHUNK_SIZE: "the chunk's length does not match the manifest's chunk_bytes",
+    Reason.PHOTO_UNREADABLE: "the photo is not a JPEG, PNG or HEIC image",
+    Reason.PHOTO_CORRUPT: "the photo cannot be decoded",
+    Reason.PHOTO_TRUNCATED: "the photo file ends before the image does",
+    Reason.PHOTO_EMPTY: "the photo has no pixels",
+    Reason.PHOTO_TOO_MANY_PIXELS: "the photo declares more pixels than allowed",
+    Reason.VOICE_UNREADABLE: "the voice note is not in a readable audio format",
+    Reason.VOICE_NO_AUDIO: "the file holds no audio stream",
+    Reason.VOICE_EMPTY: "the voice note holds no sound samples",
+    Reason.VOICE_TOO_LONG: "the voice note is longer than allowed",
+    Reason.MEDIA_TIMEOUT: "decoding the media file took longer than allowed",
+    Reason.MEDIA_DECODER_FAILED: "the decoder failed on this media file",
     Reason.RETRY_LATER: "the gateway cannot take this now; keep the report and retry later",
 }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 _EXTENSIONS = {
     "image/jpeg": ".jpg",
     "image/png": ".png",
+    "image/heic": ".heic",
     "audio/amr": ".amr",
     "audio/amr-wb": ".awb",
     "audio/aac": ".aac",

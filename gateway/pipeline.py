@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +25,9 @@ from structlog.typing import FilteringBoundLogger
 from gateway.deliveries import Deliveries, Outcome
 from gateway.errors import REASON_TEXT, PermanentSinkError, Reason, SinkError
 from gateway.media.assembly import Mismatch, assemble
+from gateway.media.photo import PhotoSettings
+from gateway.media.pool import MediaRunner
+from gateway.media.voice import VoiceSettings
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile
 from gateway.normalize.report import Arrival, normalize
@@ -32,7 +35,7 @@ from gateway.protocols.payloads import ReportEnvelope, WireLimits
 from gateway.sinks.ports import ObjectStore, Publisher, Registry
 from gateway.store.db import transaction
 from gateway.store.inbox import Inbox, ReadyReport
-from gateway.store.outbox import SINKS, Backoff, Outbox, Processed
+from gateway.store.outbox import STEPS, Backoff, Outbox, Processed
 
 READY_CURSOR = "ready"
 # Reports in the inbox were checked against the limits of their day; re-reading them
@@ -53,6 +56,9 @@ class PipelineSettings:
     housekeeping_s: float
     upload_ttl_s: float
     orphan_ttl_s: float
+    media_batch: int = 8  # reports whose media are in the worker pool at once
+    photo: PhotoSettings = field(default_factory=PhotoSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
 
 
 class Pipeline:
@@ -61,6 +67,7 @@ class Pipeline:
         inbox_path: Path,
         outbox_path: Path,
         spool: Path,
+        media: MediaRunner,
         registry: Registry,
         objects: ObjectStore,
         publisher: Publisher,
@@ -80,14 +87,21 @@ class Pipeline:
         self.outbox = Outbox(outbox_path)
         self._next_housekeeping = 0.0
         self.deliveries = Deliveries(
-            self.spool_path, registry, objects, publisher, settings.publish_timeout_s, log
+            self.spool_path,
+            media,
+            (settings.photo, settings.voice),
+            registry,
+            objects,
+            publisher,
+            settings.publish_timeout_s,
+            log,
         )
 
     # ---- driving ------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set: verdicts here, each sink's batches on its own thread."""
-        workers = {sink: ThreadPoolExecutor(1, thread_name_prefix=f"sink-{sink}") for sink in SINKS}
+        workers = {sink: ThreadPoolExecutor(1, thread_name_prefix=f"sink-{sink}") for sink in STEPS}
         in_flight: dict[str, Future[Outcome]] = {}
         wake = threading.Event()
         while not stop.is_set():
@@ -123,8 +137,8 @@ class Pipeline:
                     spooled += self._record(future.result())
                     work += 1
         self._unspool(spooled)
-        for sink in SINKS:
-            due = [] if sink in in_flight else self.outbox.due(sink, self.settings.batch)
+        for sink in STEPS:
+            due = [] if sink in in_flight else self.outbox.due(sink, self._batch(sink))
             if due:
                 in_flight[sink] = workers[sink].submit(self.deliveries.deliver, sink, due)
                 in_flight[sink].add_done_callback(lambda _: wake.set())
@@ -134,18 +148,23 @@ class Pipeline:
     def step(self) -> int:
         """One round of everything, in flow order, on the calling thread."""
         work = self._ready_stage()
-        for sink in SINKS:
-            due = self.outbox.due(sink, self.settings.batch)
+        for sink in STEPS:
+            due = self.outbox.due(sink, self._batch(sink))
             if due:
                 self._unspool(self._record(self.deliveries.deliver(sink, due)))
                 work += len(due)
         return work
+
+    def _batch(self, step: str) -> int:
+        return self.settings.media_batch if step == "media" else self.settings.batch
 
     def _record(self, outcome: Outcome) -> list[Path]:
         """Record a batch's outcome; returns spool files to delete once that is committed."""
         sink = outcome.sink
         if outcome.registered:
             self.outbox.registered(outcome.registered)
+        if outcome.derived or outcome.refused:
+            self.outbox.derived(outcome.derived, outcome.refused)
         if outcome.done:
             self.outbox.done(sink, outcome.done)
         error = outcome.error
@@ -200,7 +219,12 @@ class Pipeline:
             )
         arrival = Arrival(report.device_id, datetime.fromisoformat(report.received_at))
         document = normalize(envelope, arrival, entry, self.profile.name, self.window)
-        return Processed(report.report_id, report.device_id, normalized=orjson.dumps(document))
+        return Processed(
+            report.report_id,
+            report.device_id,
+            normalized=orjson.dumps(document),
+            needs_media=bool(envelope.media),
+        )
 
     def _assemble(self, report: ReadyReport, envelope: ReportEnvelope) -> bool:
         """Assemble every upload of a report into the spool. False when one must restart."""

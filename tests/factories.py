@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import math
 import os
+import random
+import struct
 import uuid
+import wave
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,3 +67,42 @@ def envelope(uploads: list[Upload] | None = None, **overrides: Any) -> dict[str,
 
 def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode()
+
+
+def jpeg_bytes(
+    size: tuple[int, int] = (640, 480), orientation: int = 1, seed: int | None = None
+) -> bytes:
+    """A real JPEG of random noise (so each one is unique), with an EXIF orientation."""
+    from PIL import Image  # noqa: PLC0415 - only tests with media need Pillow
+
+    noise = random.Random(seed).randbytes(size[0] * size[1] * 3)
+    image = Image.frombytes("RGB", size, noise)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85, exif=exif)
+    return out.getvalue()
+
+
+def wav_bytes(seconds: float = 1.0, rate: int = 16000, seed: int | None = None) -> bytes:
+    """A real WAV voice note: a tone with a little noise (so each one is unique)."""
+    rng = random.Random(seed)
+    frames = bytearray()
+    for n in range(int(seconds * rate)):
+        sample = int(8000 * math.sin(2 * math.pi * 220 * n / rate)) + rng.randint(-200, 200)
+        frames += struct.pack("<h", sample)
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(bytes(frames))
+    return out.getvalue()
+
+
+def photo_upload(chunk_bytes: int = 65536, **kwargs: Any) -> Upload:
+    return Upload(jpeg_bytes(**kwargs), chunk_bytes=chunk_bytes)
+
+
+def voice_upload(chunk_bytes: int = 65536, **kwargs: Any) -> Upload:
+    return Upload(wav_bytes(**kwargs), kind="voice", mime="audio/wav", chunk_bytes=chunk_bytes)

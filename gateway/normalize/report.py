@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import ClassEntry
-from gateway.object_keys import original_key
+from gateway.object_keys import derivative_key, original_key
 from gateway.protocols.payloads import Fix, ReportEnvelope
 
 SCHEMA_ID = "https://cgt-gateway.example/schemas/normalized-report/1"
@@ -35,14 +35,12 @@ def normalize(
     profile: str,
     window: AcceptanceWindow,
     location: dict[str, Any] | None = None,
-    media_extra: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build the normalized report (without `case_no`, which the registry assigns).
 
-    `location` replaces the plain fix block when the geo stage has placed the report;
-    `media_extra` adds per-media metadata (derivatives, capture time) by media id.
+    `location` replaces the plain fix block when the geo stage has placed the report; the
+    media's derivatives and metadata are added by `with_derivatives` once they exist.
     """
-    media_extra = media_extra or {}
     return {
         "$schema": SCHEMA_ID,
         "report_id": envelope.report_id.lower(),
@@ -82,7 +80,7 @@ def normalize(
                     "bytes": manifest.bytes,
                 },
                 "derivatives": [],
-                **media_extra.get(manifest.media_id.lower(), {}),
+                "metadata": {},
             }
             for manifest in envelope.media
         ],
@@ -114,3 +112,20 @@ def fix_block(fix: Fix) -> dict[str, Any]:
 
 def with_case_no(report: dict[str, Any], case_no: str) -> dict[str, Any]:
     return {**report, "case_no": case_no}
+
+
+def with_derivatives(
+    report: dict[str, Any], derived: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]
+) -> dict[str, Any]:
+    """The report with each media file's derivatives (keyed by object key) and metadata.
+
+    `derived` maps a media id to (derivatives, metadata) as the media stage made them."""
+    media = []
+    for item in report["media"]:
+        derivatives, metadata = derived.get(item["media_id"], ([], {}))
+        keyed = [
+            {"key": derivative_key(report["report_id"], item["media_id"], d["name"]), **d}
+            for d in derivatives
+        ]
+        media.append({**item, "derivatives": keyed, "metadata": metadata})
+    return {**report, "media": media}

@@ -31,7 +31,7 @@ DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
-PHOTO_MIMES = ("image/jpeg", "image/png")
+PHOTO_MIMES = ("image/jpeg", "image/png", "image/heic")
 VOICE_MIMES = ("audio/amr", "audio/amr-wb", "audio/aac", "audio/mp4", "audio/wav")
 
 

@@ -1,8 +1,9 @@
 """The durable outbox: what the pipeline made of each report, and one delivery row per sink.
 
-A report is `normalized` (waiting for its case number), `registered` (has one) or
-`rejected`. Deliveries fan out from there: `registry` first, because the case number it
-returns is part of what the others send; then `objects`, `bus` and `ack`, each retried
+A report is `deriving` (its photos and voice notes are being processed), `normalized`
+(waiting for its case number), `registered` (has one) or `rejected`. Deliveries fan out
+from there: `registry` first, because the case number it returns is part of what the
+others send; then `objects`, `bus` and `ack`, each retried
 on its own with backoff, so a failing sink never blocks or re-sends another. A delivery
 that can never succeed becomes a dead letter until an operator replays it.
 """
@@ -19,6 +20,8 @@ from gateway.store.db import connect, transaction
 
 SINKS = ("registry", "objects", "bus", "ack")
 AFTER_REGISTRY = ("objects", "bus", "ack")
+# Deriving media is not a sink, but it is bookkept the same way: a row per report, retried.
+STEPS = ("media", *SINKS)
 
 MIGRATIONS = (
     """
@@ -29,7 +32,8 @@ MIGRATIONS = (
     CREATE TABLE reports (
         report_id      TEXT PRIMARY KEY,
         device_id      TEXT NOT NULL,
-        state          TEXT NOT NULL CHECK (state IN ('normalized', 'registered', 'rejected')),
+        state          TEXT NOT NULL
+                       CHECK (state IN ('deriving', 'normalized', 'registered', 'rejected')),
         case_no        TEXT,
         reason_code    TEXT,
         reason_message TEXT,
@@ -90,9 +94,10 @@ class Processed:
 
     report_id: str
     device_id: str
-    normalized: bytes | None = None  # set when accepted for registration
+    normalized: bytes | None = None  # set when accepted
     reason_code: str | None = None  # set when rejected
     reason_message: str | None = None
+    needs_media: bool = False  # its media must be derived before registration
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +144,18 @@ class Outbox:
         with transaction(self.conn):
             for verdict in verdicts:
                 accepted = verdict.normalized is not None
+                state, first = "rejected", "ack"
+                if accepted:
+                    state, first = (
+                        ("deriving", "media") if verdict.needs_media else ("normalized", "registry")
+                    )
                 inserted = self.conn.execute(
                     "INSERT OR IGNORE INTO reports (report_id, device_id, state, reason_code,"
                     " reason_message, normalized, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         verdict.report_id,
                         verdict.device_id,
-                        "normalized" if accepted else "rejected",
+                        state,
                         verdict.reason_code,
                         verdict.reason_message,
                         verdict.normalized,
@@ -153,7 +163,7 @@ class Outbox:
                     ),
                 ).rowcount
                 if inserted:
-                    self._schedule(verdict.report_id, ("registry",) if accepted else ("ack",), now)
+                    self._schedule(verdict.report_id, (first,), now)
             self.conn.execute(
                 "INSERT INTO cursors (name, value) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -191,6 +201,29 @@ class Outbox:
                 )
                 self._schedule(report_id, AFTER_REGISTRY, now)
             self._finish("registry", [report_id for report_id, _, _ in results], now)
+
+    def derived(
+        self, documents: Sequence[tuple[str, bytes]], refused: Sequence[tuple[str, str, str]]
+    ) -> None:
+        """Media are done: on to registration with the completed document, or rejected."""
+        now = time.time()
+        with transaction(self.conn):
+            for report_id, normalized in documents:
+                self.conn.execute(
+                    "UPDATE reports SET state = 'normalized', normalized = ?, updated_at = ?"
+                    " WHERE report_id = ?",
+                    (normalized, now, report_id),
+                )
+                self._schedule(report_id, ("registry",), now)
+            for report_id, code, message in refused:
+                self.conn.execute(
+                    "UPDATE reports SET state = 'rejected', reason_code = ?, reason_message = ?,"
+                    " updated_at = ? WHERE report_id = ?",
+                    (code, message, now, report_id),
+                )
+                self._schedule(report_id, ("ack",), now)
+            finished = [report_id for report_id, _ in documents]
+            self._finish("media", finished + [report_id for report_id, _, _ in refused], now)
 
     def done(self, sink: str, report_ids: Sequence[str]) -> None:
         with transaction(self.conn):
@@ -288,7 +321,7 @@ class Outbox:
     def depths(self, now: float | None = None) -> dict[str, tuple[int, float, int]]:
         """Per sink: (pending deliveries, age in seconds of the oldest, dead letters)."""
         now = time.time() if now is None else now
-        depths = dict.fromkeys(SINKS, (0, 0.0, 0))
+        depths = dict.fromkeys(STEPS, (0, 0.0, 0))
         rows = self.conn.execute(
             "SELECT sink, sum(state = 'pending'), min(CASE WHEN state = 'pending' THEN created_at"
             " END), sum(state = 'dead') FROM deliveries WHERE state != 'done' GROUP BY sink"

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gateway.broker import Mosquitto
-from tests.factories import envelope, random_upload
+from tests.factories import envelope, photo_upload
 from tests.integration.helpers import GatewayProcess, Terminal, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -22,7 +22,7 @@ def stream(terminal: Terminal, sent: list[str], stop: threading.Event) -> None:
     for n in range(REPORTS_PER_TERMINAL):
         if stop.is_set():
             return
-        uploads = [random_upload(100_000, 65536)] if n % 10 == 0 else []
+        uploads = [photo_upload(size=(400, 300), chunk_bytes=16384)] if n % 10 == 0 else []
         body = envelope(uploads)
         sent.append(body["report_id"])
         terminal.send(body, uploads)

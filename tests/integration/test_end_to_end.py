@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from gateway.broker import Mosquitto
-from tests.factories import encode, envelope, random_upload
+from tests.factories import encode, envelope, photo_upload, voice_upload
 from tests.integration.helpers import Client, GatewayProcess, Terminal, wait_until
 
 pytestmark = pytest.mark.integration
@@ -24,8 +24,8 @@ def test_report_with_photo_and_voice_is_accepted_stored_and_published(
 ) -> None:
     backend = Client(broker.url, "backend-sanitation", ["cgt/v1/normalized/event/#"])
     terminal = Terminal(broker.url, "tz-0001")
-    photo = random_upload(300_000, 65536)
-    voice = random_upload(20_000, 65536, kind="voice", mime="audio/amr")
+    photo = photo_upload(size=(1200, 900), orientation=6)  # several 64-KiB chunks
+    voice = voice_upload(seconds=2.0)
     body = envelope([photo, voice])
     terminal.send(body, [photo, voice])
 
@@ -48,6 +48,13 @@ def test_report_with_photo_and_voice_is_accepted_stored_and_published(
         stored = (objects / media["original"]["key"]).read_bytes()
         assert hashlib.sha256(stored).hexdigest() == media["original"]["sha256"]
         assert stored == upload.data
+        assert media["derivatives"]
+        for derivative in media["derivatives"]:
+            data = (objects / derivative["key"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == derivative["sha256"]
+    display = normalized["media"][0]["derivatives"][0]
+    assert (display["width"], display["height"]) == (900, 1200)  # upright
+    assert normalized["media"][1]["derivatives"][0]["duration_s"] == pytest.approx(2.0, abs=0.05)
     assert (
         json.loads((objects / f"reports/{body['report_id']}/report.json").read_text()) == normalized
     )
@@ -117,7 +124,8 @@ def test_incomplete_upload_resumes_with_only_the_missing_chunks(
     broker: Mosquitto, gateway: GatewayProcess
 ) -> None:
     terminal = Terminal(broker.url, "tz-0005")
-    photo = random_upload(200_000, 65536)  # four chunks
+    photo = photo_upload(size=(640, 480), chunk_bytes=65536)
+    assert len(photo.chunks) == 4
     body = envelope([photo])
     for seq in (0, 2):
         terminal.publish(photo.chunk_topic("tz-0005", seq), photo.chunks[seq])

@@ -20,7 +20,8 @@ from gateway.pipeline import Pipeline, PipelineSettings
 from gateway.sinks.memory import MemoryObjectStore, MemoryPublisher, MemoryRegistry
 from gateway.store.inbox import Inbox
 from gateway.store.outbox import Backoff, Outbox
-from tests.factories import encode, envelope, random_upload
+from gateway.media.pool import InlineRunner
+from tests.factories import encode, envelope, photo_upload, random_upload, voice_upload
 from tests.unit.conftest import Feeder
 
 DEVICE = "tz-0001"
@@ -40,6 +41,7 @@ class Rig:
             inbox_path=inbox.path,
             outbox_path=outbox.path,
             spool=spool,
+            media=InlineRunner(),
             registry=self.registry,
             objects=self.objects,
             publisher=self.publisher,
@@ -81,8 +83,8 @@ def send_with_media(feed: Feeder, body: dict[str, Any], uploads: list[Any]) -> N
 
 
 def test_report_with_media_goes_all_the_way(feed: Feeder, rig: Rig, inbox: Inbox) -> None:
-    photo = random_upload(5000, 1024)
-    voice = random_upload(700, 1024, kind="voice", mime="audio/amr")
+    photo = photo_upload(chunk_bytes=4096, orientation=6)
+    voice = voice_upload(chunk_bytes=4096)
     body = envelope([photo, voice])
     send_with_media(feed, body, [photo, voice])
     assert rig.drain()
@@ -105,6 +107,21 @@ def test_report_with_media_goes_all_the_way(feed: Feeder, rig: Rig, inbox: Inbox
     assert inbox.counts()["chunks"] == 0
     assert not any(p.is_file() for p in (rig.pipeline.spool).rglob("*"))
     assert case.report["description"] == "路边暴露垃圾一堆"
+    # derivatives: stored under the report, named in the document, upright and measured
+    photo_entry, voice_entry = published["media"]
+    assert [d["name"] for d in photo_entry["derivatives"]] == ["display.jpg", "thumb.jpg"]
+    display, thumb = photo_entry["derivatives"]
+    assert (display["width"], display["height"]) == (480, 640)  # orientation 6 applied
+    assert (thumb["width"], thumb["height"]) == (240, 320)
+    assert display["key"] == f"reports/{body['report_id']}/media/{photo.media_id}/display.jpg"
+    for derivative in (display, thumb, voice_entry["derivatives"][0]):
+        stored = rig.objects.objects[derivative["key"]]
+        assert hashlib.sha256(stored).hexdigest() == derivative["sha256"]
+        assert len(stored) == derivative["bytes"]
+    assert photo_entry["metadata"]["orientation"] == 6
+    assert voice_entry["derivatives"][0]["mime"] == "audio/ogg"
+    assert voice_entry["derivatives"][0]["duration_s"] == pytest.approx(1.0, abs=0.05)
+    assert voice_entry["metadata"]["codec"] == "pcm_s16le"
 
 
 def test_normalized_report_content(feed: Feeder, rig: Rig) -> None:
@@ -243,7 +260,7 @@ def test_corrupt_upload_is_asked_again_then_rejected(feed: Feeder, rig: Rig, inb
 def test_restart_after_assembly_finds_the_spooled_file(
     feed: Feeder, rig: Rig, inbox: Inbox, outbox: Outbox
 ) -> None:
-    photo = random_upload(3000, 1024)
+    photo = photo_upload(chunk_bytes=4096)
     body = envelope([photo])
     send_with_media(feed, body, [photo])
     rig.drain()
@@ -260,3 +277,38 @@ def test_restart_after_assembly_finds_the_spooled_file(
     rig.drain()
     assert len(rig.registry.cases) == 1
     assert photo.data in rig.objects.objects.values()
+
+
+def test_a_photo_that_is_not_one_rejects_the_report_with_its_reason(feed: Feeder, rig: Rig) -> None:
+    fake = random_upload(3000, 1024)  # random bytes announced as image/jpeg
+    voice = voice_upload(chunk_bytes=4096)
+    body = envelope([fake, voice])
+    send_with_media(feed, body, [fake, voice])
+    assert rig.drain()
+    [ack] = rig.acks()
+    assert ack["status"] == "rejected"
+    assert ack["reason"]["code"] == "photo.unreadable"
+    assert fake.media_id in ack["reason"]["message"]
+    assert rig.registry.cases == {}
+    assert rig.objects.objects == {}
+    assert not any(p.is_file() for p in rig.pipeline.spool.rglob("*"))
+
+
+def test_reprocessing_gives_the_same_keys_and_bytes(feed: Feeder, rig: Rig, outbox: Outbox) -> None:
+    photo = photo_upload(chunk_bytes=4096)
+    body = envelope([photo])
+    send_with_media(feed, body, [photo])
+    assert rig.drain()
+    first = dict(rig.objects.objects)
+    target = rig.pipeline.spool_path(DEVICE, photo.media_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(photo.data)  # as if the spool had been kept
+    outbox.conn.execute("DELETE FROM reports")
+    outbox.conn.execute("DELETE FROM deliveries")
+    outbox.conn.execute("UPDATE cursors SET value = 0")
+    rig.objects.objects.clear()
+    assert rig.drain()
+    assert rig.objects.objects.keys() == first.keys()
+    derived = [k for k in first if "/media/" in k]
+    assert derived
+    assert all(rig.objects.objects[k] == first[k] for k in derived)
