@@ -23,8 +23,8 @@ from structlog.typing import FilteringBoundLogger
 from gateway import logs
 from gateway.config import GatewayConfig
 from gateway.intake import Intake
-from gateway.media.pool import MediaPool
 from gateway.intake_loop import IntakeLoop
+from gateway.media.pool import MediaPool
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile, load_profile
 from gateway.pipeline import Pipeline, PipelineSettings

@@ -14,13 +14,13 @@ import pytest
 
 from gateway import logs
 from gateway.errors import PermanentSinkError, RetryableSinkError
+from gateway.media.pool import InlineRunner
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile
 from gateway.pipeline import Pipeline, PipelineSettings
 from gateway.sinks.memory import MemoryObjectStore, MemoryPublisher, MemoryRegistry
 from gateway.store.inbox import Inbox
 from gateway.store.outbox import Backoff, Outbox
-from gateway.media.pool import InlineRunner
 from tests.factories import encode, envelope, photo_upload, random_upload, voice_upload
 from tests.unit.conftest import Feeder
 
