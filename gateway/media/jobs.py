@@ -8,9 +8,9 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from gateway.errors import MediaError
+from gateway.errors import MediaError, Reason
 from gateway.media.photo import PhotoSettings, render_photo
 from gateway.media.voice import VoiceSettings, transcode_voice
 
@@ -52,39 +52,46 @@ def derivative_path(source: Path, name: str) -> Path:
 
 
 def run(job: MediaJob) -> Derived | Refused:
-    try:
-        if job.kind == "photo":
-            return _photo(job)
-        return _voice(job)
-    except MediaError as error:
-        return Refused(job.media_id, error.reason.value, error.detail)
+    """Decode, derive and write one job's files.
 
-
-def _photo(job: MediaJob) -> Derived:
+    Bad media come back as `Refused`, whatever the decoder raised: a decoder tripping
+    over hostile input it should have refused must reject that one file, not fail the
+    whole batch forever. `OSError` from the spool itself (opening the original, writing
+    a derivative: a full disk) is the machine's fault, not the terminal's, so it
+    propagates and the step retries the batch later.
+    """
     with job.source.open("rb") as source:
-        result = render_photo(source, job.photo)
+        try:
+            derive = _photo if job.kind == "photo" else _voice
+            files, metadata = derive(source, job)
+        except MediaError as error:
+            return Refused(job.media_id, error.reason.value, error.detail)
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            detail = f"{type(error).__name__}: {error}"[:300]
+            return Refused(job.media_id, Reason.MEDIA_DECODER_FAILED.value, detail)
     derivatives = [
-        _write(job.output(name), rendition.data)
-        | {"width": rendition.width, "height": rendition.height}
+        {"name": name, "mime": MIME[name]} | _write(job.output(name), data) | measures
+        for name, data, measures in files
+    ]
+    return Derived(job.media_id, derivatives, metadata)
+
+
+# A derived file before it is written: its name, its bytes, its measures.
+Rendered = tuple[str, bytes, dict[str, Any]]
+
+
+def _photo(source: BinaryIO, job: MediaJob) -> tuple[list[Rendered], dict[str, Any]]:
+    result = render_photo(source, job.photo)
+    files = [
+        (name, rendition.data, {"width": rendition.width, "height": rendition.height})
         for name, rendition in ((DISPLAY, result.display), (THUMBNAIL, result.thumbnail))
     ]
-    return Derived(job.media_id, _named(derivatives, (DISPLAY, THUMBNAIL)), result.metadata())
+    return files, result.metadata()
 
 
-def _voice(job: MediaJob) -> Derived:
-    with job.source.open("rb") as source:
-        result = transcode_voice(source, job.mime, job.voice)
-    derivative = _write(job.output(VOICE), result.data) | {
-        "duration_s": round(result.duration_s, 3)
-    }
-    return Derived(job.media_id, _named([derivative], (VOICE,)), result.metadata())
-
-
-def _named(derivatives: list[dict[str, Any]], names: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [
-        {"name": name, "mime": MIME[name]} | item
-        for name, item in zip(names, derivatives, strict=True)
-    ]
+def _voice(source: BinaryIO, job: MediaJob) -> tuple[list[Rendered], dict[str, Any]]:
+    result = transcode_voice(source, job.mime, job.voice)
+    return [(VOICE, result.data, {"duration_s": round(result.duration_s, 3)})], result.metadata()
 
 
 def _write(path: Path, data: bytes) -> dict[str, Any]:

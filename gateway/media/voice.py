@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -21,8 +22,10 @@ from av.audio.resampler import AudioResampler
 
 from gateway.errors import MediaError, Reason
 
-# Container names FFmpeg expects for each accepted MIME type; a file whose contents
-# disagree is probed again without the hint (and flagged).
+# Container names FFmpeg gives each accepted MIME type. FFmpeg probes the contents first
+# (some demuxers, ADTS's among them, accept any bytes when forced, so a forced hint would
+# turn a WAV sent as audio/aac into "no samples"); the hint is the fallback for what the
+# probe cannot place, and a probe that disagrees with it is flagged.
 _CONTAINERS = {
     "audio/amr": "amr",
     "audio/amr-wb": "amr",
@@ -33,6 +36,9 @@ _CONTAINERS = {
 NARROWBAND_HZ = 8_000  # AMR-NB: nothing above 4 kHz to keep
 WIDEBAND_HZ = 16_000  # AMR-WB and better: speech needs nothing above 8 kHz
 SILENCE_DBFS = -50.0
+# The highest input rate taken: no recorder writes more, and the resampler's filter grows
+# with the ratio (a WAV header claiming 134 MHz costs seconds; 2^31 Hz, an allocation error).
+MAX_INPUT_HZ = 192_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,23 +93,28 @@ def transcode_voice(
         if not streams:
             raise MediaError(Reason.VOICE_NO_AUDIO, f"{container.format.name} without audio")
         stream = streams[0]
+        if stream.codec_context is None:  # a codec FFmpeg cannot decode (or a damaged tag)
+            raise MediaError(Reason.VOICE_UNREADABLE, "an audio stream FFmpeg cannot decode")
         return _transcode(container, stream, mismatch, settings)
 
 
 def _open(data: bytes, hint: str | None) -> tuple[Any, bool]:
-    if hint is not None:
+    try:
+        container = av.open(io.BytesIO(data))
+    except (av.error.FFmpegError, ValueError) as error:
+        if hint is None:
+            raise MediaError(Reason.VOICE_UNREADABLE, str(error)[:200]) from None
         try:
             return av.open(io.BytesIO(data), format=hint), False
         except (av.error.FFmpegError, ValueError):
-            pass  # the contents are not what the type says: let FFmpeg look for itself
-    try:
-        return av.open(io.BytesIO(data)), hint is not None
-    except (av.error.FFmpegError, ValueError) as error:
-        raise MediaError(Reason.VOICE_UNREADABLE, str(error)[:200]) from None
+            raise MediaError(Reason.VOICE_UNREADABLE, str(error)[:200]) from None
+    return container, hint is not None and hint not in container.format.name.split(",")
 
 
 def _transcode(container: Any, stream: Any, mismatch: bool, settings: VoiceSettings) -> VoiceResult:
     rate_in = int(stream.codec_context.sample_rate or 0)
+    if rate_in > MAX_INPUT_HZ:
+        raise MediaError(Reason.VOICE_UNREADABLE, f"sample rate {rate_in} Hz")
     rate_out = NARROWBAND_HZ if 0 < rate_in <= NARROWBAND_HZ else WIDEBAND_HZ
     out = io.BytesIO()
     output = av.open(out, "w", format="ogg")
@@ -119,9 +130,7 @@ def _transcode(container: Any, stream: Any, mismatch: bool, settings: VoiceSetti
     encoder.bit_rate = settings.bitrate
     encoder.layout = "mono"
     # Frames of one Opus packet each: a tenth of the Python calls of 20 ms AMR frames.
-    resampler = AudioResampler(
-        format="s16", layout="mono", rate=rate_out, frame_size=rate_out * settings.frame_ms // 1000
-    )
+    mixdown = _Mixdown(rate_out, rate_out * settings.frame_ms // 1000)
     deadline = time.monotonic() + settings.timeout_s
     max_samples = settings.max_duration_s * rate_out
     samples, peak, errors = 0, 0, 0
@@ -132,26 +141,33 @@ def _transcode(container: Any, stream: Any, mismatch: bool, settings: VoiceSetti
             pcm = frame.to_ndarray()
             if pcm.size:
                 peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
+            # Our own clock: the source's timestamps may jump or run backwards, which
+            # the Ogg muxer refuses; a voice note's time is its samples.
+            frame.pts = samples
             samples += frame.samples
             for packet in encoder.encode(frame):
                 output.mux(packet)
 
     with output:
-        for packet in container.demux(stream):
+        for packet in _packets(container, stream):
             if time.monotonic() > deadline:
                 raise MediaError(Reason.MEDIA_TIMEOUT, f"over {settings.timeout_s} s")
+            if packet is None:
+                errors += 1  # the container broke off: keep what came before, as FFmpeg does
+                break
             try:
                 decoded = packet.decode()
             except (av.error.FFmpegError, ValueError):
                 errors += 1  # a damaged packet: skip it, as FFmpeg's command line does
                 continue
             for frame in decoded:
-                encode(resampler.resample(frame))
+                encode(mixdown.frames(frame))
             if samples > max_samples:
                 raise MediaError(
                     Reason.VOICE_TOO_LONG, f"longer than {settings.max_duration_s:.0f} s"
                 )
-        encode(resampler.resample(None))
+        encode(mixdown.rest())
+        errors += mixdown.errors
         if samples == 0:
             raise MediaError(Reason.VOICE_EMPTY, f"no samples decoded ({errors} bad packets)")
         for packet in encoder.encode(None):
@@ -169,3 +185,57 @@ def _transcode(container: Any, stream: Any, mismatch: bool, settings: VoiceSetti
         container_mismatch=mismatch,
         decode_errors=errors,
     )
+
+
+class _Mixdown:
+    """Decoded frames of any rate and layout in; mono 16-bit frames at `rate`, `frame_size`
+    samples each (the last one shorter), out. Frames it cannot take are counted as errors."""
+
+    def __init__(self, rate: int, frame_size: int) -> None:
+        self.rate, self.frame_size = rate, frame_size
+        self.resampler = self._fresh()
+        self.errors = 0
+
+    def _fresh(self) -> AudioResampler:
+        return AudioResampler(
+            format="s16", layout="mono", rate=self.rate, frame_size=self.frame_size
+        )
+
+    def frames(self, frame: Any) -> list[Any]:
+        if not 0 < frame.sample_rate <= MAX_INPUT_HZ:
+            self.errors += 1  # a damaged header's rate: nothing to resample from
+            return []
+        try:
+            try:
+                return list(self.resampler.resample(frame))
+            except ValueError:
+                # The decoder changed rate or layout midway (mostly a damaged header): a
+                # resampler for the new shape, dropping the old one's last part-frame.
+                fresh = self._fresh()
+                frames = list(fresh.resample(frame))
+                self.resampler = fresh
+                return frames
+        except av.error.FFmpegError:
+            self.errors += 1  # a layout it cannot mix down (64 unnamed channels, say)
+            return []
+
+    def rest(self) -> list[Any]:
+        """What the resampler holds back, at the end."""
+        try:
+            return list(self.resampler.resample(None))
+        except av.error.FFmpegError:  # it never took a frame
+            return []
+
+
+def _packets(container: Any, stream: Any) -> Iterator[Any]:
+    """The stream's packets, then None if the container could not be read to its end."""
+    demux = container.demux(stream)
+    while True:
+        try:
+            packet = next(demux)
+        except StopIteration:
+            return
+        except (av.error.FFmpegError, ValueError):
+            yield None
+            return
+        yield packet
