@@ -35,6 +35,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 bench: setup
+	@tools/system-deps.sh --bench
 	$(BIN)/python -m bench
 
 clean:

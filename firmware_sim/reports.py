@@ -9,7 +9,6 @@ plan into the envelope and the media files to upload.
 from __future__ import annotations
 
 import csv
-import math
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -18,18 +17,13 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from firmware_sim.media import MediaFile
+from firmware_sim.nmea import epoch
 from firmware_sim.photo import Capture, PhotoPool
+from firmware_sim.routes import Road, load_roads, scatter
 from firmware_sim.voice import VoiceBank
 from firmware_sim.wire import Fix, MediaEntry, ReportEnvelope, ReportKind
 
 CHINA_TIME = timezone(timedelta(hours=8), "CST")
-NANTONG = (32.03, 120.86)  # the trial area's centre, Chongchuan district
-METRES_PER_DEGREE = 111_320.0
-# The seed's trial roads (Nantong, 2009), where inspectors walk.
-ROADS = (
-    "人民路", "环城东路", "南大街", "跃龙路", "青年路", "工农路", "濠北路", "濠西路", "濠南路",
-    "濠东路", "城山路", "桃坞路", "建设路", "北濠桥路", "环城南路", "环城西路", "环城北路",
-)  # fmt: skip
 SPOTS = (
     "东侧人行道", "西侧人行道", "南侧非机动车道", "北侧绿化带", "交叉口东北角", "公交站台旁",
     "小区出入口", "桥下", "菜场门口", "学校门口附近", "沿河步道",
@@ -84,6 +78,8 @@ class PlannedReport:
     created_at: datetime  # aware, China time
     fix: Fix
     fix_taken_at: datetime
+    road: str
+    nmea: tuple[str, ...] | None
     orientation: int
     photo_index: int
     voice: bool
@@ -93,10 +89,11 @@ class PlannedReport:
 class ReportPlanner:
     codes: list[ClassCode]
     rng: random.Random
-    centre: tuple[float, float] = NANTONG
-    radius_m: float = 1500.0
+    roads: list[Road] = field(default_factory=load_roads)
     voice_share: float = 0.85  # most inspectors add a voice note, not all
     events_share: float = 0.7  # events outnumber component faults in the field
+    nmea_share: float = 0.3  # terminals that also pass on their receiver's sentences
+    gnss_sigma_m: float = 4.0  # a phone's receiver in a street, open sky
     _by_kind: dict[str, list[ClassCode]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -111,34 +108,37 @@ class ReportPlanner:
         code = rng.choice(pool)
         created_at = now.astimezone(CHINA_TIME).replace(microsecond=0)
         fix_taken_at = created_at - timedelta(seconds=rng.randint(2, 40))
+        road = rng.choice(self.roads)
+        fix = self._fix(road, fix_taken_at)
+        nmea = None
+        if rng.random() < self.nmea_share:
+            nmea = tuple(epoch(fix_taken_at.astimezone(UTC), fix.lat, fix.lon, hdop=0.8))
         return PlannedReport(
             report_id=str(uuid.uuid4()),
             kind=code.kind,
             class_code=code.code,
-            description=self._describe(code),
+            description=self._describe(code, road.road_zh),
             created_at=created_at,
-            fix=self._fix(fix_taken_at),
+            fix=fix,
             fix_taken_at=fix_taken_at,
+            road=road.road_zh,
+            nmea=nmea,
             # Mostly held upright in landscape; sometimes portrait or upside down.
             orientation=rng.choices((1, 6, 8, 3), weights=(70, 20, 6, 4))[0],
             photo_index=rng.randrange(1 << 16),
             voice=rng.random() < self.voice_share,
         )
 
-    def _describe(self, code: ClassCode) -> str:
+    def _describe(self, code: ClassCode, road: str) -> str:
         rng = self.rng
         problem = rng.choice(COMPONENT_PROBLEMS) if code.kind == "component" else ""
-        return f"{rng.choice(ROADS)}{rng.choice(SPOTS)}{code.name}{problem}{rng.choice(TAILS)}"
+        return f"{road}{rng.choice(SPOTS)}{code.name}{problem}{rng.choice(TAILS)}"
 
-    def _fix(self, taken_at: datetime) -> Fix:
-        """A point uniformly spread over a disc around the centre, as a receiver reports it."""
+    def _fix(self, road: Road, taken_at: datetime) -> Fix:
+        """A point somewhere along a patrol road, as a phone's receiver reads it."""
         rng = self.rng
-        distance = self.radius_m * math.sqrt(rng.random())
-        bearing = rng.uniform(0, 2 * math.pi)
-        lat = self.centre[0] + distance * math.cos(bearing) / METRES_PER_DEGREE
-        lon = self.centre[1] + distance * math.sin(bearing) / (
-            METRES_PER_DEGREE * math.cos(math.radians(self.centre[0]))
-        )
+        truth = road.at(rng.uniform(0, road.length_m))
+        lat, lon = scatter(truth, self.gnss_sigma_m, rng)
         return Fix(
             lat=round(lat, 6),
             lon=round(lon, 6),
@@ -188,6 +188,7 @@ def compose(
         description=plan.description,
         inspector_id=inspector_id,
         fix=plan.fix,
+        nmea=plan.nmea,
         media=entries,
     )
     return ComposedReport(envelope, files)

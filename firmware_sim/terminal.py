@@ -209,6 +209,9 @@ class _Run:
                 return self._end("accepted", case_no=answer.case_no, latency_ms=latency_ms)
             if answer.status == "rejected":
                 return self._end("rejected", reason=answer.reason)
+            if not answer.missing:  # incomplete, nothing missing: in hand, `accepted` follows
+                deadline = self.terminal.clock() + timeout
+                continue
             self.resends += 1
             if self.resends > self.settings.max_resends:
                 return self._end(

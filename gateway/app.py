@@ -22,13 +22,17 @@ from structlog.typing import FilteringBoundLogger
 
 from gateway import logs
 from gateway.config import GatewayConfig
+from gateway.geo.locate import load_locator
+from gateway.geo.location import Geo
 from gateway.intake import Intake
 from gateway.intake_loop import IntakeLoop
 from gateway.media.pool import MediaPool
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile, load_profile
 from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.protocols.gnss import GnssFix
 from gateway.protocols.mqtt import MqttLink, Received
+from gateway.protocols.nmea import fix_from_sentences
 from gateway.protocols.terminal import UPLINK_SUBSCRIPTIONS
 from gateway.sinks.bus import MqttPublisher
 from gateway.sinks.objects_local import LocalObjectStore
@@ -39,6 +43,12 @@ from gateway.store.outbox import Backoff, Outbox
 
 def acceptance_window(config: GatewayConfig) -> AcceptanceWindow:
     return AcceptanceWindow(config.timezone, config.acceptance.opens, config.acceptance.closes)
+
+
+def nmea_fix(sentences: list[str]) -> GnssFix | str:
+    """A report's NMEA sentences to a fix, or the reason code why they give none."""
+    result = fix_from_sentences(sentences)
+    return result if isinstance(result, GnssFix) else result.reason
 
 
 def build_pipeline(
@@ -55,6 +65,7 @@ def build_pipeline(
         publisher=MqttPublisher(link),
         profile=profile,
         window=acceptance_window(config),
+        geo=Geo(load_locator(config.geo), config.geo.checks.rules(), nmea_fix),
         settings=PipelineSettings(
             batch=settings.batch,
             idle_poll_s=settings.idle_poll_ms / 1000,
@@ -111,6 +122,7 @@ class Gateway:
         self.log = log
         # Everything that can be wrong with the set-up fails here, before any connection.
         self.profile = load_profile(config.codes_dir, config.codes.profile)
+        load_locator(config.geo)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.inbox = Inbox(config.inbox_path)
         self.outbox = Outbox(config.outbox_path)

@@ -62,10 +62,12 @@ def run(config_file: Path | None, data_dir: Path | None, broker: str | None) -> 
 def check_config(config_file: Path) -> None:
     """Check a config file; print each mistake with its line, or the effective settings."""
     config = _load(config_file)
+    from gateway.geo.locate import load_locator  # noqa: PLC0415
     from gateway.normalize.codes import load_profile  # noqa: PLC0415
 
     try:
         profile = load_profile(config.codes_dir, config.codes.profile)
+        locator = load_locator(config.geo)
     except ConfigError as error:
         for problem in error.problems:
             click.echo(f"config error: {problem}", err=True)
@@ -76,6 +78,11 @@ def check_config(config_file: Path) -> None:
     click.echo(f"  objects      {config.objects_dir}")
     click.echo(f"  registry     {config.registry_path}")
     click.echo(f"  code profile {profile.name}: {len(profile.entries)} classes")
+    click.echo(
+        f"  segments     {len(locator.segments.segments)} from {config.geo.file('segments')}"
+    )
+    grid = "generated" if config.geo.grid is None else str(config.geo.grid)
+    click.echo(f"  unit grid    {grid}")
 
 
 @main.group()
@@ -140,6 +147,39 @@ def media_voice(source: Path, out: Path, mime: str | None, config_file: Path | N
     out.write_bytes(result.data)
     derivative = {"path": str(out), "bytes": len(result.data), "duration_s": result.duration_s}
     _emit({"derivatives": [derivative], "metadata": result.metadata()})
+
+
+@main.group()
+def nmea() -> None:
+    """NMEA 0183 tools."""
+
+
+@nmea.command("parse")
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def nmea_parse(log: Path) -> None:
+    """Print the fixes of an NMEA log as JSON lines (one per epoch with a fix)."""
+    from gateway.protocols.nmea import parse_log  # noqa: PLC0415
+
+    for fix in parse_log(log):
+        click.echo(json.dumps(fix.as_json()))
+
+
+@main.command()
+@click.argument("lat", type=float)
+@click.argument("lon", type=float)
+@config_option
+def locate(lat: float, lon: float, config_file: Path | None) -> None:
+    """Where LAT LON (WGS-84) is: grid code, road, segment, responsible units, coverage."""
+    from gateway.geo.locate import load_locator  # noqa: PLC0415
+
+    config = _load(config_file)
+    try:
+        locator = load_locator(config.geo)
+    except ConfigError as error:
+        for problem in error.problems:
+            click.echo(f"config error: {problem}", err=True)
+        sys.exit(2)
+    _emit({"wgs84": {"lat": lat, "lon": lon}, **locator.place(lat, lon)})
 
 
 @main.command()

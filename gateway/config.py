@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from gateway.errors import ConfigError
+from gateway.geo.checks import FixChecks
 from gateway.media.photo import PhotoSettings
 from gateway.media.voice import VoiceSettings
 from gateway.protocols.payloads import KiB, MiB, WireLimits
@@ -171,6 +172,49 @@ class MediaSettings(_Section):
         )
 
 
+class FixCheckSettings(_Section):
+    max_age_s: PositiveFloat = 120.0  # a fix older than this at the report's creation
+    max_ahead_s: PositiveFloat = 60.0
+    max_accuracy_m: PositiveFloat = 50.0
+    max_hdop: PositiveFloat = 5.0
+    max_speed_mps: PositiveFloat = 50.0
+    agreement_m: PositiveFloat = 50.0  # terminal fix against its own NMEA
+
+    def rules(self) -> FixChecks:
+        return FixChecks(**self.model_dump())
+
+
+class GeoSettings(_Section):
+    """The city's layers. Defaults are the shipped, APPROXIMATE files under config/."""
+
+    segments: Path | None = None  # GeoJSON, a feature per segment_id of `segment_table`
+    segment_table: Path | None = None
+    districts: Path | None = None
+    district_table: Path | None = None
+    grid: Path | None = None  # the city's unit grid (GeoJSON with grid_code); else generated
+    grid_cell_m: Annotated[float, Field(ge=10, le=1000)] = 100.0
+    grid_area_code: Annotated[str, Field(pattern=r"^[0-9]{6}$")] = "320600"
+    # south, west, north, east of the generated grid (the three covered districts)
+    grid_extent: tuple[float, float, float, float] = (31.88, 120.76, 32.12, 121.02)
+    match_tolerance_m: Annotated[float, Field(gt=0, le=500)] = 30.0
+    default_units: dict[str, str] = {
+        "崇川区": "崇川区城市管理监督指挥中心",
+        "港闸区": "港闸区城市管理监督指挥中心",
+        "开发区": "开发区城市管理监督指挥中心",
+    }
+    checks: FixCheckSettings = FixCheckSettings()
+
+    def file(self, name: str) -> Path:
+        configured: Path | None = getattr(self, name)
+        shipped = {
+            "segments": "segments.geojson",
+            "segment_table": "responsibility_segments.csv",
+            "districts": "districts.geojson",
+            "district_table": "coverage.csv",
+        }
+        return configured or default_config_dir() / shipped[name]
+
+
 class CodesSettings(_Section):
     profile: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "gbt30428"
     dir: Path | None = None
@@ -207,6 +251,7 @@ class GatewayConfig(_Section):
     limits: LimitsSettings = LimitsSettings()
     pipeline: PipelineSettings = PipelineSettings()
     media: MediaSettings = MediaSettings()
+    geo: GeoSettings = GeoSettings()
     codes: CodesSettings = CodesSettings()
     acceptance: AcceptanceSettings = AcceptanceSettings()
     log: LogSettings = LogSettings()
@@ -288,9 +333,11 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> G
         raise ConfigError(_describe(error, text, path)) from None
 
 
-_PATH_KEYS = {("data_dir",), ("codes", "dir"), ("mqtt", "password_file")} | {
-    ("mqtt", "tls", key) for key in ("ca_file", "cert_file", "key_file")
-}
+_PATH_KEYS = (
+    {("data_dir",), ("codes", "dir"), ("mqtt", "password_file")}
+    | {("mqtt", "tls", key) for key in ("ca_file", "cert_file", "key_file")}
+    | {("geo", key) for key in ("segments", "segment_table", "districts", "district_table", "grid")}
+)
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -47,6 +47,7 @@ def report(summary: Summary, gateway: GatewayProcess, broker: Mosquitto) -> None
     originals = [p for p in (objects / "originals").rglob("*") if p.is_file()]
     reports = list((objects / "reports").glob("*/report.json"))
     derivatives = [p for p in (objects / "reports").glob("*/media/*/*") if p.is_file()]
+    derived_bytes = sum(p.stat().st_size for p in derivatives)
     cases = gateway.count("registry.db", "SELECT count(*) FROM cases")
 
     def ms(value: float | None) -> str:
@@ -60,7 +61,7 @@ cgt-gateway demo: {summary.terminals} terminals, {summary.planned} reports
 p95 {ms(summary.latency_p95_ms)}, max {ms(summary.latency_max_ms)}
   cases registered        {cases}
   originals stored        {len(originals)} files, {sum(p.stat().st_size for p in originals):,} bytes
-  derivatives stored      {len(derivatives)} files, {sum(p.stat().st_size for p in derivatives):,} bytes \
+  derivatives stored      {len(derivatives)} files, {derived_bytes:,} bytes \
 (display photos, thumbnails, Opus voice notes)
   normalized reports      {len(reports)}
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 
 from structlog.typing import FilteringBoundLogger
 
 from gateway.errors import REASON_TEXT, Reason
 from gateway.normalize.codes import CodeProfile
 from gateway.protocols import terminal
-from gateway.protocols.payloads import ReasonBody
+from gateway.protocols.payloads import Fix, ReasonBody
 from gateway.protocols.terminal import (
     ChunkReceived,
     Rejected,
@@ -66,11 +67,9 @@ class Intake:
         if isinstance(event, StatusReceived):
             return self._status(event, received_at)
         if isinstance(event, TrackReceived):
-            fixes = [
-                (fix.time.isoformat() if fix.time else None, fix.lat, fix.lon, fix.accuracy_m)
-                for fix in event.track.fixes
-            ]
-            self.inbox.add_track(event.device_id, fixes, received_at)
+            self.inbox.add_track(
+                event.device_id, [_point(fix) for fix in event.track.fixes], received_at
+            )
             return []
         return self._refuse(event)
 
@@ -89,6 +88,8 @@ class Intake:
         if isinstance(result, Refused):
             return self._refuse_report(event, result.reason, result.message)
         if isinstance(result, Added):
+            if envelope.fix is not None:  # a position of the device's, for later jump checks
+                self.inbox.add_track(event.device_id, [_point(envelope.fix)], received_at)
             self.log.debug("report.received", media=len(envelope.media), **ids)
             return self._incomplete(event.device_id, event.report_id, result.missing)
         if result.device_id != event.device_id:
@@ -177,3 +178,9 @@ class Intake:
         )
         reply = terminal.reply_to(rejected)
         return [Downlink(*reply)] if reply else []
+
+
+def _point(fix: Fix) -> tuple[str | None, float, float, float | None]:
+    """A track row: times in UTC, so the store orders them as text."""
+    when = fix.time.astimezone(UTC).isoformat() if fix.time is not None else None
+    return when, fix.lat, fix.lon, fix.accuracy_m

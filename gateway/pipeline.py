@@ -18,12 +18,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 from structlog.typing import FilteringBoundLogger
 
 from gateway.deliveries import Deliveries, Outcome
 from gateway.errors import REASON_TEXT, PermanentSinkError, Reason, SinkError
+from gateway.geo.location import Geo, build_location, from_envelope
 from gateway.media.assembly import Mismatch, assemble
 from gateway.media.photo import PhotoSettings
 from gateway.media.pool import MediaRunner
@@ -31,6 +33,7 @@ from gateway.media.voice import VoiceSettings
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile
 from gateway.normalize.report import Arrival, normalize
+from gateway.protocols.gnss import GnssFix
 from gateway.protocols.payloads import ReportEnvelope, WireLimits
 from gateway.sinks.ports import ObjectStore, Publisher, Registry
 from gateway.store.db import transaction
@@ -73,6 +76,7 @@ class Pipeline:
         publisher: Publisher,
         profile: CodeProfile,
         window: AcceptanceWindow,
+        geo: Geo,
         settings: PipelineSettings,
         log: FilteringBoundLogger,
     ) -> None:
@@ -81,6 +85,7 @@ class Pipeline:
         self.spool = spool
         self.profile = profile
         self.window = window
+        self.geo = geo
         self.settings = settings
         self.log = log
         self.inbox = Inbox(inbox_path)
@@ -218,12 +223,24 @@ class Pipeline:
                 report, Reason.CLASS_UNKNOWN, f"{envelope.class_code} left the profile"
             )
         arrival = Arrival(report.device_id, datetime.fromisoformat(report.received_at))
-        document = normalize(envelope, arrival, entry, self.profile.name, self.window)
+        location = self._locate(report.device_id, envelope)
+        document = normalize(envelope, arrival, entry, self.profile.name, self.window, location)
         return Processed(
             report.report_id,
             report.device_id,
             normalized=orjson.dumps(document),
             needs_media=bool(envelope.media),
+        )
+
+    def _locate(self, device_id: str, envelope: ReportEnvelope) -> dict[str, Any]:
+        terminal = from_envelope(envelope.fix)
+        nmea = self.geo.nmea(envelope.nmea) if envelope.nmea else None
+        lead = terminal or (nmea if isinstance(nmea, GnssFix) else None)
+        previous = None
+        if lead is not None and lead.time is not None:
+            previous = self.inbox.previous_fix(device_id, lead.time)
+        return build_location(
+            terminal, nmea, envelope.created_at, previous, self.geo.locator, self.geo.rules
         )
 
     def _assemble(self, report: ReadyReport, envelope: ReportEnvelope) -> bool:

@@ -58,7 +58,7 @@ def envelope(uploads: list[Upload] | None = None, **overrides: Any) -> dict[str,
         "class_code": "0102",
         "description": "路边暴露垃圾一堆",
         "inspector_id": "INS-0042",
-        "fix": {"lat": 32.0302, "lon": 120.8651, "accuracy_m": 6.5, "time": "2026-11-28T01:14:58Z"},
+        "fix": {"lat": 32.0109, "lon": 120.8551, "accuracy_m": 6.5, "time": "2026-11-28T01:14:58Z"},
         "media": [upload.manifest for upload in uploads or []],
     }
     body.update(overrides)

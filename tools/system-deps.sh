@@ -9,7 +9,14 @@ declare -A NEEDS=(
   [mosquitto_passwd]=mosquitto
   [mosquitto_pub]=mosquitto-clients
   [openssl]=openssl
+  [gpsd]=gpsd
+  [gpsfake]=gpsd-tools
+  [gpspipe]=gpsd-clients
 )
+# `make bench` also compares against the FFmpeg command line.
+if [ "${1:-}" = "--bench" ]; then
+  NEEDS[ffmpeg]=ffmpeg
+fi
 
 missing=()
 for command in "${!NEEDS[@]}"; do
@@ -32,3 +39,5 @@ $sudo apt-get update -qq
 # The packages' own services are not wanted: the tests and the demo start their own.
 # shellcheck disable=SC2086
 $sudo apt-get install -y -qq --no-install-recommends $packages
+# gpsd's package starts a system gpsd on port 2947 where systemd runs; the tests start
+# their own on free ports, so a system one is merely left alone.

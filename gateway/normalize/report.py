@@ -14,7 +14,7 @@ from typing import Any
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import ClassEntry
 from gateway.object_keys import derivative_key, original_key
-from gateway.protocols.payloads import Fix, ReportEnvelope
+from gateway.protocols.payloads import ReportEnvelope
 
 SCHEMA_ID = "https://cgt-gateway.example/schemas/normalized-report/1"
 
@@ -34,12 +34,12 @@ def normalize(
     entry: ClassEntry,
     profile: str,
     window: AcceptanceWindow,
-    location: dict[str, Any] | None = None,
+    location: dict[str, Any],
 ) -> dict[str, Any]:
     """Build the normalized report (without `case_no`, which the registry assigns).
 
-    `location` replaces the plain fix block when the geo stage has placed the report; the
-    media's derivatives and metadata are added by `with_derivatives` once they exist.
+    `location` is the geo stage's block (gateway.geo.location); the media's derivatives
+    and metadata are added by `with_derivatives` once they exist.
     """
     return {
         "$schema": SCHEMA_ID,
@@ -55,7 +55,7 @@ def normalize(
         },
         "object_code": envelope.object_code,
         "description": envelope.description,
-        "location": location if location is not None else location_from_fix(envelope.fix),
+        "location": location,
         "reporter": {
             "device_id": arrival.device_id,
             "inspector_id": envelope.inspector_id,
@@ -84,29 +84,6 @@ def normalize(
             }
             for manifest in envelope.media
         ],
-    }
-
-
-def location_from_fix(fix: Fix | None) -> dict[str, Any]:
-    """The location block when only the terminal's own fix is known."""
-    return {
-        "source": "fix" if fix is not None else "none",
-        "wgs84": fix_block(fix) if fix is not None else None,
-        "gcj02": None,
-        "grid_code": None,
-        "segment": None,
-        "responsible_units": [],
-        "coverage": None,
-        "flags": [] if fix is not None else ["location.unknown"],
-    }
-
-
-def fix_block(fix: Fix) -> dict[str, Any]:
-    return {
-        "lat": fix.lat,
-        "lon": fix.lon,
-        "accuracy_m": fix.accuracy_m,
-        "time": fix.time.isoformat() if fix.time is not None else None,
     }
 
 

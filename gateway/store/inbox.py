@@ -13,9 +13,11 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.errors import Reason
+from gateway.protocols.gnss import GnssFix
 from gateway.protocols.payloads import MediaManifest, ReportEnvelope
 from gateway.store.db import connect, transaction
 
@@ -70,7 +72,7 @@ MIGRATIONS = (
         accuracy_m  REAL,
         received_at TEXT NOT NULL
     );
-    CREATE INDEX track_device ON track(device_id, received_at)
+    CREATE INDEX track_device ON track(device_id, time)
     """,
 )
 
@@ -313,6 +315,17 @@ class Inbox:
         )
 
     # ---- pipeline ------------------------------------------------------------------------
+
+    def previous_fix(self, device_id: str, before: datetime) -> GnssFix | None:
+        """The device's last known position before `before` (from tracks and reports)."""
+        row = self.conn.execute(
+            "SELECT time, lat, lon FROM track WHERE device_id = ? AND time < ?"
+            " ORDER BY time DESC LIMIT 1",
+            (device_id, before.astimezone(UTC).isoformat()),
+        ).fetchone()
+        if row is None:
+            return None
+        return GnssFix(row[1], row[2], datetime.fromisoformat(row[0]), source="terminal")
 
     def ready_after(self, cursor: int, limit: int) -> list[ReadyReport]:
         rows = self.conn.execute(

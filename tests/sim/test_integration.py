@@ -116,7 +116,8 @@ async def one_report(
         subscriptions=wire.downlink_subscriptions(device_id),
         on_message=deliver,
     )
-    settings = TerminalSettings(chunk_bytes=16384, ack_timeout_s=1.0)
+    # Long enough for the gateway's first photo (its media workers start on demand).
+    settings = TerminalSettings(chunk_bytes=16384, ack_timeout_s=4.0)
     terminal = Terminal(device_id, Lossy(link, lose), settings)
     rng = random.Random(device_id)
     plan = ReportPlanner(load_codes(), rng).next(datetime.now(CHINA_TIME))

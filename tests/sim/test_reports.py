@@ -1,4 +1,4 @@
-"""What the planner reports: classes from the profile, a place near Nantong, China time."""
+"""What the planner reports: classes from the profile, a place on a patrol road, China time."""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ import orjson
 import pytest
 from PIL import ExifTags, Image
 
+from firmware_sim.nmea import checksum
 from firmware_sim.reports import (
     CHINA_TIME,
-    NANTONG,
     MediaKit,
     ReportPlanner,
     compose,
     default_codes_dir,
     load_codes,
 )
+from firmware_sim.routes import Road, load_roads
 
 NOW = datetime(2026, 11, 28, 9, 15, 2, tzinfo=CHINA_TIME)
 
@@ -31,20 +32,32 @@ def profile_codes(kind_file: str) -> set[str]:
         return {row["code"] for row in csv.DictReader(handle)}
 
 
-def metres_from_nantong(lat: float, lon: float) -> float:
-    dy = (lat - NANTONG[0]) * 111_320
-    dx = (lon - NANTONG[1]) * 111_320 * math.cos(math.radians(NANTONG[0]))
-    return math.hypot(dx, dy)
+def metres_from_road(lat: float, lon: float, road: Road) -> float:
+    """Distance to the nearest of the road's points sampled every 2 m (plenty here)."""
+    samples = [road.at(d) for d in range(0, int(road.length_m) + 2, 2)]
+    return min(
+        math.hypot((lat - a) * 111_320, (lon - b) * 111_320 * math.cos(math.radians(a)))
+        for a, b in samples
+    )
 
 
 def test_plans_look_like_inspectors_reports() -> None:
     planner = ReportPlanner(load_codes(), random.Random(1))
     plans = [planner.next(NOW) for _ in range(300)]
     codes = {"event": profile_codes("events"), "component": profile_codes("components")}
+    roads = {road.road_zh: road for road in load_roads()}
     for plan in plans:
         assert plan.class_code in codes[plan.kind]
         assert 1 <= len(plan.description) <= 500
-        assert metres_from_nantong(plan.fix.lat, plan.fix.lon) <= 1500
+        assert plan.description.startswith(plan.road)
+        # on its patrol road, give or take a phone receiver's error (sigma 4 m)
+        nearest = min(
+            metres_from_road(plan.fix.lat, plan.fix.lon, road)
+            for road in load_roads()
+            if road.road_zh == plan.road
+        )
+        assert nearest < 25, (plan.road, nearest)
+        assert plan.road in roads
         assert plan.fix.accuracy_m is not None
         assert 0 < plan.fix.accuracy_m < 20
         assert plan.created_at.isoformat().endswith("+08:00")
@@ -54,6 +67,14 @@ def test_plans_look_like_inspectors_reports() -> None:
     assert {plan.kind for plan in plans} == {"event", "component"}
     assert len({plan.report_id for plan in plans}) == len(plans)
     assert 0.7 < sum(plan.voice for plan in plans) / len(plans) < 0.97
+    with_nmea = [plan for plan in plans if plan.nmea]
+    assert 0.2 < len(with_nmea) / len(plans) < 0.4
+    for plan in with_nmea:
+        assert plan.nmea is not None
+        for sentence in plan.nmea:
+            body, given = sentence[1:].split("*")
+            assert checksum(body) == given
+        assert [s[3:6] for s in plan.nmea] == ["RMC", "GGA"]
 
 
 def test_a_seed_reproduces_content_but_never_ids() -> None:

@@ -13,7 +13,12 @@ import jsonschema
 import pytest
 
 from gateway import logs
+from gateway.app import nmea_fix
+from gateway.config import load_config
 from gateway.errors import PermanentSinkError, RetryableSinkError
+from gateway.geo.checks import FixChecks
+from gateway.geo.locate import load_locator
+from gateway.geo.location import Geo
 from gateway.media.pool import InlineRunner
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile
@@ -47,6 +52,7 @@ class Rig:
             publisher=self.publisher,
             profile=profile,
             window=AcceptanceWindow(ZoneInfo("Asia/Shanghai"), time(8), time(18)),
+            geo=Geo(load_locator(load_config(None).geo), FixChecks(), nmea_fix),
             settings=PipelineSettings(
                 batch=100,
                 idle_poll_s=0.01,
@@ -139,12 +145,23 @@ def test_normalized_report_content(feed: Feeder, rig: Rig) -> None:
         "profile": "gbt30428",
     }
     assert doc["reporter"] == {"device_id": DEVICE, "inspector_id": "INS-0042", "unit": None}
-    assert doc["location"]["wgs84"] == {
-        "lat": 32.0302,
-        "lon": 120.8651,
+    location = doc["location"]
+    assert location["wgs84"] == {
+        "lat": 32.0109,
+        "lon": 120.8551,
         "accuracy_m": 6.5,
         "time": "2026-11-28T01:14:58+00:00",
+        "alt_m": None,
+        "hdop": None,
+        "satellites": None,
     }
+    assert location["source"] == "fix"
+    assert location["flags"] == []
+    assert location["segment"]["segment_ids"] == ["S07", "S20"]  # 桃坞路: a division, a squadron
+    assert [unit["unit_zh"] for unit in location["responsible_units"]] == ["指挥协调处", "二中队"]
+    assert location["coverage"]["district_zh"] == "崇川区"
+    assert location["grid_code"].startswith("320600")
+    assert location["gcj02"]["lon"] > 120.8551
     # received 01:15 UTC = 09:15 in Nantong: inside 08:00-18:00
     assert doc["acceptance"] == {
         "inside_window": True,
@@ -312,3 +329,27 @@ def test_reprocessing_gives_the_same_keys_and_bytes(feed: Feeder, rig: Rig, outb
     derived = [k for k in first if "/media/" in k]
     assert derived
     assert all(rig.objects.objects[k] == first[k] for k in derived)
+
+
+def test_nmea_places_a_report_without_a_fix_and_checks_one_with(feed: Feeder, rig: Rig) -> None:
+    # Taowu Road (32.0109 N, 120.8551 E), 4 s before the report, 12 satellites
+    sentences = [
+        "$GNRMC,011458.00,A,3200.6540,N,12051.3060,E,0.5,54.7,281126,,,A*70",
+        "$GNGGA,011458.00,3200.6540,N,12051.3060,E,1,12,0.8,5.0,M,3.2,M,,*40",
+    ]
+    only_nmea = envelope(fix=None, nmea=sentences)
+    far_fix = {"lat": 32.0150, "lon": 120.8551, "accuracy_m": 5.0, "time": "2026-11-28T01:14:58Z"}
+    both_far = envelope(fix=far_fix, nmea=sentences)  # 450 m from what the receiver said
+    void = envelope(
+        fix=None, nmea=["$GNRMC,011458.00,V,3200.6540,N,12051.3060,E,0.5,54.7,281126,,,A*67"]
+    )
+    feed(*[(REPORT_TOPIC, encode(body)) for body in (only_nmea, both_far, void)])
+    assert rig.drain()
+    by_id = {doc["report_id"]: doc["location"] for doc in rig.normalized()}
+    placed = by_id[only_nmea["report_id"]]
+    assert placed["source"] == "nmea"
+    assert placed["wgs84"]["lat"] == pytest.approx(32.0109, abs=1e-6)
+    assert placed["wgs84"]["satellites"] == 12
+    assert placed["flags"] == []
+    assert by_id[both_far["report_id"]]["flags"] == ["fix.nmea_disagrees"]
+    assert by_id[void["report_id"]]["flags"] == ["nmea.void", "location.unknown"]

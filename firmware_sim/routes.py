@@ -1,0 +1,80 @@
+"""Patrol routes: where a simulated inspector walks, along the responsibility segments.
+
+Read straight from the project's `config/segments.geojson` (approximate centrelines of the
+seed's roads), without importing the gateway. A position on a route is a distance along
+its polylines; noise is added the way a phone's receiver scatters around the truth.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+EARTH_RADIUS_M = 6_371_008.8
+
+
+@dataclass(frozen=True, slots=True)
+class Road:
+    segment_id: str
+    road_zh: str
+    points: tuple[tuple[float, float], ...]  # (lat, lon) along the centreline
+
+    @property
+    def length_m(self) -> float:
+        return sum(_metres(a, b) for a, b in zip(self.points, self.points[1:], strict=False))
+
+    def at(self, distance_m: float) -> tuple[float, float]:
+        """The point `distance_m` along the road (clamped to its ends)."""
+        remaining = max(0.0, distance_m)
+        for a, b in zip(self.points, self.points[1:], strict=False):
+            step = _metres(a, b)
+            if remaining <= step and step > 0:
+                share = remaining / step
+                return a[0] + (b[0] - a[0]) * share, a[1] + (b[1] - a[1]) * share
+            remaining -= step
+        return self.points[-1]
+
+
+def default_segments_file() -> Path:
+    candidates = [Path(__file__).resolve().parent.parent / "config" / "segments.geojson"]
+    spec = find_spec("gateway")
+    if spec is not None and spec.origin is not None:
+        candidates.append(Path(spec.origin).parent / "_config" / "segments.geojson")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("no config/segments.geojson found; pass segments_file")
+
+
+def load_roads(path: Path | None = None) -> list[Road]:
+    collection = json.loads((path or default_segments_file()).read_text(encoding="utf-8"))
+    roads = []
+    for feature in collection["features"]:
+        properties, geometry = feature["properties"], feature["geometry"]
+        lines = (
+            [geometry["coordinates"]]
+            if geometry["type"] == "LineString"
+            else geometry["coordinates"]
+        )
+        for line in lines:
+            points = tuple((lat, lon) for lon, lat in line)
+            roads.append(Road(properties["segment_id"], properties["road_zh"], points))
+    return roads
+
+
+def scatter(point: tuple[float, float], sigma_m: float, rng: random.Random) -> tuple[float, float]:
+    """A receiver's reading of `point`: Gaussian error of `sigma_m` metres each way."""
+    north, east = rng.gauss(0, sigma_m), rng.gauss(0, sigma_m)
+    lat = point[0] + math.degrees(north / EARTH_RADIUS_M)
+    lon = point[1] + math.degrees(east / (EARTH_RADIUS_M * math.cos(math.radians(point[0]))))
+    return lat, lon
+
+
+def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    north = math.radians(b[0] - a[0]) * EARTH_RADIUS_M
+    east = math.radians(b[1] - a[1]) * EARTH_RADIUS_M * math.cos(math.radians((a[0] + b[0]) / 2))
+    return math.hypot(north, east)

@@ -1,0 +1,80 @@
+"""From a position to a place: GCJ-02, unit grid, road segment, responsible units, coverage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gateway.geo.gcj02 import to_gcj02
+from gateway.geo.grid import GridLayer, RegularGrid
+from gateway.geo.layers import DistrictIndex, SegmentIndex
+
+if TYPE_CHECKING:
+    from gateway.config import GeoSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Locator:
+    segments: SegmentIndex
+    districts: DistrictIndex
+    grid: GridLayer | RegularGrid
+    fallback_grid: RegularGrid | None
+    tolerance_m: float = 30.0
+
+    def place(self, lat: float, lon: float) -> dict[str, Any]:
+        """The place fields of a normalized report's location block."""
+        gcj_lat, gcj_lon = to_gcj02(lat, lon)
+        cell = self.grid.cell(lat, lon)
+        if cell is None and self.fallback_grid is not None:
+            cell = self.fallback_grid.cell(lat, lon)
+        district = self.districts.containing(lat, lon)
+        match = self.segments.match(lat, lon, self.tolerance_m)
+        if match is not None:
+            nearest = match.segments[0]
+            segment: dict[str, Any] | None = {
+                "segment_id": nearest.segment_id,
+                "segment_ids": [s.segment_id for s in match.segments],
+                "road_zh": nearest.road_zh,
+                "road_en": nearest.road_en,
+                "extent_zh": nearest.extent_zh,
+                "distance_m": match.distance_m,
+            }
+            units = [unit.as_json() for unit in match.units]
+            basis = "segment"
+        else:
+            segment, units, basis = None, [], "none"
+            if district is not None and district.default_unit:
+                units = [
+                    {"unit_zh": district.default_unit, "unit_en": "", "parent_unit_zh": "",
+                     "segment_id": None}
+                ]  # fmt: skip
+                basis = "district_default"
+        return {
+            "gcj02": {"lat": round(gcj_lat, 7), "lon": round(gcj_lon, 7)},
+            "grid_code": cell.code if cell else None,
+            "grid_source": cell.source if cell else None,
+            "segment": segment,
+            "responsible_units": units,
+            "responsible_units_basis": basis,
+            "coverage": {
+                "inside": bool(district and district.covered),
+                "district_zh": district.district_zh if district else None,
+                "district_en": district.district_en if district else None,
+                "admin_code": district.admin_code if district else None,
+            },
+        }
+
+
+def load_locator(geo: GeoSettings) -> Locator:
+    """The layers named in the config, loaded and indexed; every problem is a ConfigError."""
+    south, west, north, east = geo.grid_extent
+    generated = RegularGrid(south, west, north, east, geo.grid_cell_m, geo.grid_area_code)
+    return Locator(
+        segments=SegmentIndex.load(geo.file("segments"), geo.file("segment_table")),
+        districts=DistrictIndex.load(
+            geo.file("districts"), geo.file("district_table"), geo.default_units
+        ),
+        grid=GridLayer(geo.grid) if geo.grid else generated,
+        fallback_grid=generated if geo.grid else None,
+        tolerance_m=geo.match_tolerance_m,
+    )
