@@ -1,6 +1,6 @@
 """NMEA 0183: sentences per second, ours against pynmea2 parsing alone.
 
-The sentences are every line of the receiver logs in `../shared/testdata/nmea/` (real
+The sentences are every line of the receiver logs in `tests/fixtures/nmea/` (real
 receivers: GPS, GLONASS, Galileo and BeiDou talkers; the fuzzy-cases log's bad sentences
 included). In the same run: `pynmea2.parse` alone (the baseline: what any reader pays),
 our `parse_sentence` (pynmea2 plus our checks and typed conversion), and the whole log
@@ -20,7 +20,7 @@ import pynmea2  # type: ignore[import-untyped]
 from bench.common import summary, write
 from gateway.protocols.nmea import fixes_from_lines, parse_sentence
 
-LOGS = Path(__file__).parents[1].parent / "shared" / "testdata" / "nmea"
+LOGS = Path(__file__).parents[1] / "tests" / "fixtures" / "nmea"
 REPEAT = 20  # the logs are ~2,300 sentences; each round parses them this many times
 ROUNDS = 5
 

@@ -9,11 +9,10 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
-# The GPSD project's regression logs with gpsd's own output beside each (X.log.chk), kept
-# next to the checkout (../shared/testdata/nmea); CGT_NMEA_LOGS points elsewhere.
-LOGS = Path(
-    os.environ.get("CGT_NMEA_LOGS", Path(__file__).resolve().parents[2] / "shared/testdata/nmea")
-)
+# The GPSD project's regression logs with gpsd's own output beside each (X.log.chk), copied
+# into the checkout (tests/fixtures/nmea) so a clean clone has them; CGT_NMEA_LOGS points
+# elsewhere.
+LOGS = Path(os.environ.get("CGT_NMEA_LOGS", Path(__file__).resolve().parent / "fixtures/nmea"))
 
 
 def nmea(body: str) -> str:
