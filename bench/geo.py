@@ -123,10 +123,17 @@ def run() -> dict[str, Any]:
             for name, locator in layers.items():
                 results.setdefault(f"{name}.place", []).append(per_call_us(locator.place, fixes))
                 match = locator.segments.match
+
+                def segment(
+                    lat: float,
+                    lon: float,
+                    m: Callable[[float, float, float], Any] = match,
+                    t: float = locator.tolerance_m,
+                ) -> Any:
+                    return m(lat, lon, t)
+
                 results.setdefault(f"{name}.segment_indexed", []).append(
-                    per_call_us(
-                        lambda lat, lon, m=match, t=locator.tolerance_m: m(lat, lon, t), fixes
-                    )
+                    per_call_us(segment, fixes)
                 )
                 results.setdefault(f"{name}.segment_naive", []).append(
                     per_call_us(naive_match(locator), naive_fixes)

@@ -147,9 +147,9 @@ def run() -> dict[str, Any]:
     ):
         for _ in range(ROUNDS):  # interleaved, so drift in the machine hits both alike
             raw.append(raw_round(broker, messages))
-            result = gateway_round(broker, messages, Path(scratch))
-            end_to_end.append(result["end_to_end"])
-            intake.append(result["inbox_commit"])
+            rates = gateway_round(broker, messages, Path(scratch))
+            end_to_end.append(rates["end_to_end"])
+            intake.append(rates["inbox_commit"])
     raw_summary, gateway_summary = summary(raw), summary(end_to_end)
     result = {
         "benchmark": "ingest",

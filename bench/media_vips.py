@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-import pyvips
+import pyvips  # type: ignore[import-untyped]
 
 DISPLAY_PX, THUMB_PX, QUALITY = 1600, 320, 80
 

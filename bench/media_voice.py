@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import av
-import ffmpeg
+import ffmpeg  # type: ignore[import-untyped]
 
 from gateway.media.voice import VoiceSettings, transcode_voice
 

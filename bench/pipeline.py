@@ -22,8 +22,12 @@ from zoneinfo import ZoneInfo
 from bench.common import summary, write
 from bench.ingest import payloads
 from gateway import logs
-from gateway.config import default_config_dir
+from gateway.app import nmea_fix
+from gateway.config import default_config_dir, load_config
+from gateway.geo.locate import load_locator
+from gateway.geo.location import Geo
 from gateway.intake import Arrived, Intake
+from gateway.media.pool import InlineRunner
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import load_profile
 from gateway.pipeline import Pipeline, PipelineSettings
@@ -56,15 +60,18 @@ def one_round(scratch: Path) -> dict[str, float]:
         )
     intake_rate = len(messages) / (time.perf_counter() - start)
 
+    geo = load_config(None).geo
     pipeline = Pipeline(
         inbox.path,
         outbox.path,
         scratch / "spool",
+        InlineRunner(),  # text-only reports: no media jobs
         SqliteRegistry(scratch / "registry.db", SHANGHAI),
         LocalObjectStore(scratch / "objects"),
         MemoryPublisher(),
         profile,
         AcceptanceWindow(SHANGHAI, clock(8), clock(18)),
+        Geo(load_locator(geo), geo.checks.rules(), nmea_fix),  # as `gateway run` builds it
         PipelineSettings(200, 0.005, 10, 3, Backoff(), 3600, 86400, 3600),
         log,
     )

@@ -345,6 +345,7 @@ def encode_audio(
     out = io.BytesIO()
     with av.open(out, "w", format=container) as output:
         stream = output.add_stream(codec, rate=rate)
+        assert isinstance(stream, av.AudioStream)
         stream.layout = layout
         step = 1024
         for start in range(0, pcm.size, step):
@@ -419,7 +420,7 @@ def video_only_mp4(frames: int = 3) -> bytes:
 
 def decoded_samples(data: bytes) -> tuple[int, int]:
     """(samples, rate) of the first audio stream, counted by decoding it all (no resampling)."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.audio[0]
         total = sum(frame.samples for frame in container.decode(stream))
         return total, int(stream.codec_context.sample_rate)

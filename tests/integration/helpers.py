@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import queue
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.process import GatewayProcess, wait_until
 from tests.factories import Upload, encode
@@ -21,9 +23,9 @@ class Client:
 
     def __init__(self, url: str, client_id: str, subscriptions: list[str], **tls: Any) -> None:
         host, port = url.removeprefix("mqtt://").rsplit(":", 1)
-        self.received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.received: queue.Queue[tuple[str, bytes | bytearray]] = queue.Queue()
         self.client = paho.Client(
-            paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
         )
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
@@ -57,18 +59,20 @@ class Terminal(Client):
         self.acks: dict[str, list[dict[str, Any]]] = {}
         self.errors: list[dict[str, Any]] = []
 
-    def send(self, body: dict[str, Any], uploads: list[Upload] = ()) -> None:  # type: ignore[assignment]
+    def send(self, body: dict[str, Any], uploads: Sequence[Upload] = ()) -> None:
         for upload in uploads:
             for seq, data in enumerate(upload.chunks):
                 self.publish(upload.chunk_topic(self.device_id, seq), data)
         self.publish(f"cgt/v1/{self.device_id}/report", encode(body))
 
-    def pump(self) -> None:
+    def pump(self) -> Literal[False]:
+        """Takes what arrived into `acks` and `errors`. False, so that a predicate can pump
+        before it looks: `lambda: terminal.pump() or bool(terminal.errors)`."""
         while True:
             try:
                 topic, payload = self.received.get_nowait()
             except queue.Empty:
-                return
+                return False
             message = json.loads(payload)
             if topic.endswith("/error"):
                 self.errors.append(message)
@@ -77,6 +81,7 @@ class Terminal(Client):
 
     def final(self, report_id: str) -> dict[str, Any] | None:
         self.pump()
+        ack: dict[str, Any]  # reversed() of a list holding Any-typed dicts infers Any
         for ack in reversed(self.acks.get(report_id, [])):
             if ack["status"] in ("accepted", "rejected"):
                 return ack

@@ -51,7 +51,11 @@ def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(
     total = TERMINALS * REPORTS_PER_TERMINAL
     kills_at = []
     for threshold in (total // 5, total // 2):
-        wait_until(lambda t=threshold: accepted(terminals) >= t, 60, f"{threshold} accepted")
+
+        def reached(t: int = threshold) -> bool:
+            return accepted(terminals) >= t
+
+        wait_until(reached, 60, f"{threshold} accepted")
         kills_at.append(accepted(terminals))
         gateway.kill()
         time.sleep(0.3)

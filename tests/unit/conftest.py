@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ class Feeder:
     def __init__(self, intake: Intake) -> None:
         self.intake = intake
 
-    def __call__(self, *messages: tuple[str, bytes]) -> list[tuple[str, dict[str, object]]]:
+    def __call__(self, *messages: tuple[str, bytes]) -> list[tuple[str, dict[str, Any]]]:
         import json  # noqa: PLC0415
 
         arrived = [

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
-from gateway.config import ConfigError, load_config
+from gateway.config import load_config
+from gateway.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[2] / "config/gateway.example.toml"
 

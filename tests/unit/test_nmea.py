@@ -15,6 +15,7 @@ from gateway.protocols.nmea import (
     GNSS_TALKERS,
     KNOTS_TO_MPS,
     EpochAssembler,
+    Event,
     Gga,
     Gns,
     Gsa,
@@ -369,7 +370,7 @@ def test_void_rmc_gives_no_date() -> None:
 
 def test_epoch_ends_with_its_cycle_not_only_with_the_next_time() -> None:
     assembler = EpochAssembler()
-    out: list[list[object]] = []
+    out: list[list[Event]] = []
     for second in range(1, 5):
         for line in epoch(f"12000{second}"):
             out.append(assembler.feed(line))
@@ -430,7 +431,7 @@ def test_the_simulator_epoch_is_read() -> None:
 LOG_BYTES = (LOGS / "beidou-bd.log").read_bytes()
 
 
-def from_bytes(chunks: list[bytes]) -> list[object]:
+def from_bytes(chunks: list[bytes]) -> list[Event]:
     assembler = EpochAssembler()
     events = [event for chunk in chunks for event in assembler.receive_data(chunk)]
     return events + list(assembler.flush())

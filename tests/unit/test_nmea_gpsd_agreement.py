@@ -82,7 +82,9 @@ def ours_of(report: dict[str, Any], fix: GnssFix) -> dict[str, Any]:
 
 
 def gpsd_fields(report: dict[str, Any]) -> dict[str, Any]:
-    fields = {key: report[key] for key in ("mode", "speed", "track") if key in report}
+    fields: dict[str, Any] = {
+        key: report[key] for key in ("mode", "speed", "track") if key in report
+    }
     if "altMSL" in report or "alt" in report:
         fields["alt"] = report.get("altMSL", report.get("alt"))
     return fields

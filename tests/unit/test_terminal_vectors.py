@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gateway.errors import Reason
 from gateway.protocols import terminal
 from gateway.protocols.payloads import Ack, ErrorNotice, ReasonBody, Task, TerminalConfig
 from gateway.protocols.terminal import (
@@ -86,7 +87,7 @@ def _encode(kind: str, body: dict[str, Any]) -> bytes:
         device_id = notice.topic.split("/")[2]
         rejected = Rejected(
             notice.topic,
-            terminal.Reason(notice.reason.code),
+            Reason(notice.reason.code),
             notice.reason.message,
             device_id,
             media_id=notice.media_id,

@@ -47,7 +47,7 @@ def refusal(data: bytes, mime: str | None = None, voice: VoiceSettings | None = 
 
 def decode_output(data: bytes) -> tuple[np.ndarray, int]:
     """The derivative decoded: mono samples (float) and their rate; asserts Ogg Opus mono."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         assert container.format.name == "ogg"
         (stream,) = container.streams.audio
         assert stream.codec_context.name == "opus"
@@ -189,7 +189,7 @@ def test_the_bitrate_is_about_16_kbit_s(make: Callable[[], bytes], mime: str) ->
 
 def test_the_opus_stream_is_tuned_for_speech() -> None:
     result = transcode_voice(wav(speechlike(2, 16000), 16000), "audio/wav")
-    with av.open(io.BytesIO(result.data)) as container:
+    with av.open(io.BytesIO(result.data), "r") as container:
         stream = container.streams.audio[0]
         packets = [packet for packet in container.demux(stream) if packet.size]
         # 60 ms frames: one Opus packet per 60 ms of audio (2 s: about 34)
