@@ -29,6 +29,7 @@ from gateway.intake_loop import IntakeLoop
 from gateway.media.pool import MediaPool
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile, load_profile
+from gateway.ops_http import OpsServer, Probes
 from gateway.pipeline import Pipeline, PipelineSettings
 from gateway.protocols.gnss import GnssFix
 from gateway.protocols.mqtt import MqttLink, Received
@@ -36,8 +37,10 @@ from gateway.protocols.nmea import fix_from_sentences
 from gateway.protocols.terminal import UPLINK_SUBSCRIPTIONS
 from gateway.sinks.bus import MqttPublisher
 from gateway.sinks.objects_local import LocalObjectStore
+from gateway.sinks.ports import ObjectStore, Registry
 from gateway.sinks.registry_sqlite import SqliteRegistry
 from gateway.store.inbox import Inbox
+from gateway.store.levels import StoreWatch
 from gateway.store.outbox import Backoff, Outbox
 
 
@@ -51,6 +54,22 @@ def nmea_fix(sentences: list[str]) -> GnssFix | str:
     return result if isinstance(result, GnssFix) else result.reason
 
 
+def open_objects(config: GatewayConfig) -> ObjectStore:
+    if config.objects_in_s3 and config.objects:
+        from gateway.sinks.objects_s3 import S3ObjectStore  # noqa: PLC0415 - boto3 is slow to import
+
+        return S3ObjectStore(config.objects, config.s3)
+    return LocalObjectStore(config.objects_dir)
+
+
+def open_registry(config: GatewayConfig, log: FilteringBoundLogger) -> Registry:
+    if config.registry_in_postgres and config.registry:
+        from gateway.sinks.registry_postgres import PostgresRegistry  # noqa: PLC0415
+
+        return PostgresRegistry(config.registry, config.postgres, config.timezone, log)
+    return SqliteRegistry(config.registry_path, config.timezone)
+
+
 def build_pipeline(
     config: GatewayConfig, link: MqttLink, profile: CodeProfile, log: FilteringBoundLogger
 ) -> Pipeline:
@@ -60,8 +79,8 @@ def build_pipeline(
         outbox_path=config.outbox_path,
         spool=config.spool_dir,
         media=MediaPool(config.media.workers, config.media.timeout_s, log),
-        registry=SqliteRegistry(config.registry_path, config.timezone),
-        objects=LocalObjectStore(config.objects_dir),
+        registry=open_registry(config, log),
+        objects=open_objects(config),
         publisher=MqttPublisher(link),
         profile=profile,
         window=acceptance_window(config),
@@ -129,8 +148,16 @@ class Gateway:
         self.link = MqttLink(
             config.mqtt, log, subscriptions=UPLINK_SUBSCRIPTIONS, on_message=self._received
         )
+        self.watch = StoreWatch(
+            config.data_dir,
+            config.inbox_path,
+            config.outbox_path,
+            config.spool_dir,
+            config.store.limits(),
+            log,
+        )
         self.intake = IntakeLoop(
-            Intake(self.inbox, self.outbox, self.profile, log),
+            Intake(self.inbox, self.outbox, self.profile, log, lambda: self.watch.levels),
             self.link,
             config.limits.wire(),
             config.store,
@@ -138,6 +165,19 @@ class Gateway:
         )
         self._stop_pipeline = threading.Event()
         self._pipeline: BaseProcess | threading.Thread | None = None
+        address = config.metrics.address()
+        self.ops = None if address is None else OpsServer(address, self._probes(), log)
+
+    def _probes(self) -> Probes:
+        config = self.config
+        return Probes(
+            broker_connected=lambda: self.link.connected,
+            pipeline_alive=self.pipeline_alive,
+            levels=lambda: self.watch.levels,
+            inbox=config.inbox_path,
+            outbox=config.outbox_path,
+            spool=config.spool_dir,
+        )
 
     def _received(self, message: Received) -> None:
         self.intake.submit(message)
@@ -158,8 +198,11 @@ class Gateway:
                 daemon=True,
             )
         self._pipeline.start()
+        self.watch.start()
         self.intake.start()
         self.link.start()
+        if self.ops is not None:
+            self.ops.start()
         self.log.info(
             "gateway.started",
             broker=self.config.mqtt.broker,
@@ -168,8 +211,11 @@ class Gateway:
         )
 
     def stop(self) -> None:
+        if self.ops is not None:
+            self.ops.stop()
         self.link.stop()
         self.intake.stop()
+        self.watch.stop()
         self._stop_pipeline.set()
         if isinstance(self._pipeline, BaseProcess):
             if self._pipeline.pid is not None and self._pipeline.is_alive():

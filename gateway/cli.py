@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shutil
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway import logs
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.store.outbox import Outbox
 
 
 def _load(config: Path | None, **overrides: Any) -> GatewayConfig:
@@ -43,10 +50,30 @@ def main() -> None:
 @config_option
 @data_dir_option
 @click.option("--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT")
-def run(config_file: Path | None, data_dir: Path | None, broker: str | None) -> None:
+@click.option("--objects", help="A directory, or s3://BUCKET[/PREFIX] (see [s3]).")
+@click.option("--registry", help="sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB.")
+def run(
+    config_file: Path | None,
+    data_dir: Path | None,
+    broker: str | None,
+    objects: str | None,
+    registry: str | None,
+) -> None:
     """Run the gateway until SIGTERM or Ctrl-C."""
-    config = _load(config_file, data_dir=data_dir and str(data_dir), **{"mqtt.broker": broker})
+    config = _load(
+        config_file,
+        data_dir=data_dir and str(data_dir),
+        objects=objects,
+        registry=registry,
+        **{"mqtt.broker": broker},
+    )
     logs.setup(config.log.level, config.log.format)
+    # Before prometheus_client is first imported (by gateway.app): both processes' counters
+    # go to files in a fresh directory, summed at each scrape (gateway/metrics.py).
+    metrics_dir = config.data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     from gateway.app import serve  # noqa: PLC0415 - keep `check-config` light
 
     try:
@@ -75,8 +102,8 @@ def check_config(config_file: Path) -> None:
     click.echo(f"{config_file}: ok")
     click.echo(f"  broker       {config.mqtt.broker} (MQTT {config.mqtt.protocol})")
     click.echo(f"  data dir     {config.data_dir}")
-    click.echo(f"  objects      {config.objects_dir}")
-    click.echo(f"  registry     {config.registry_path}")
+    click.echo(f"  objects      {config.objects_description()}")
+    click.echo(f"  registry     {config.registry_description()}")
     click.echo(f"  code profile {profile.name}: {len(profile.entries)} classes")
     click.echo(
         f"  segments     {len(locator.segments.segments)} from {config.geo.file('segments')}"
@@ -180,6 +207,76 @@ def locate(lat: float, lon: float, config_file: Path | None) -> None:
             click.echo(f"config error: {problem}", err=True)
         sys.exit(2)
     _emit({"wgs84": {"lat": lat, "lon": lon}, **locator.place(lat, lon)})
+
+
+@main.group()
+def outbox() -> None:
+    """Deliveries that failed for good (dead letters): list them, replay them."""
+
+
+def _outbox_of(config_file: Path | None, data_dir: Path | None) -> Outbox:
+    from gateway.store.outbox import Outbox  # noqa: PLC0415
+
+    config = _load(config_file, data_dir=data_dir and str(data_dir))
+    if not config.outbox_path.exists():
+        click.echo(f"no outbox at {config.outbox_path}", err=True)
+        sys.exit(2)
+    return Outbox(config.outbox_path)
+
+
+sink_option = click.option(
+    "--sink", type=click.Choice(["media", "registry", "objects", "bus", "ack"]),
+    help="Only this sink's dead letters.",
+)  # fmt: skip
+
+
+@outbox.command("list")
+@config_option
+@data_dir_option
+@sink_option
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+def outbox_list(
+    config_file: Path | None, data_dir: Path | None, sink: str | None, as_json: bool
+) -> None:
+    """Show the dead letters and, per sink, what is pending."""
+    store = _outbox_of(config_file, data_dir)
+    try:
+        letters = store.dead_letters(sink)
+        depths = store.depths()
+    finally:
+        store.close()
+    if as_json:
+        for letter in letters:
+            click.echo(json.dumps(dataclasses.asdict(letter), ensure_ascii=False))
+        return
+    click.echo("sink      pending  oldest_s  dead")
+    for name, (pending, oldest, dead) in depths.items():
+        if sink is None or name == sink:
+            click.echo(f"{name:<9} {pending:>7}  {oldest:>8.0f}  {dead:>4}")
+    for letter in letters:
+        when = datetime.fromtimestamp(letter.updated_at, UTC).isoformat(timespec="seconds")
+        click.echo(
+            f"{letter.sink:<9} {letter.report_id}  attempts {letter.attempts}  {when}\n"
+            f"          {letter.last_error}"
+        )
+
+
+@outbox.command("retry")
+@config_option
+@data_dir_option
+@sink_option
+@click.option("--report", "reports", multiple=True, help="Only this report id (repeatable).")
+def outbox_retry(
+    config_file: Path | None, data_dir: Path | None, sink: str | None, reports: tuple[str, ...]
+) -> None:
+    """Make dead letters pending again, once their cause is fixed; the running gateway
+    picks them up within a second."""
+    store = _outbox_of(config_file, data_dir)
+    try:
+        revived = store.revive(sink, list(reports) or None)
+    finally:
+        store.close()
+    click.echo(f"{revived} dead letters made pending again")
 
 
 @main.command()

@@ -24,11 +24,13 @@ from gateway.geo.checks import FixChecks
 from gateway.media.photo import PhotoSettings
 from gateway.media.voice import VoiceSettings
 from gateway.protocols.payloads import KiB, MiB, WireLimits
+from gateway.store.levels import StoreLimits
 
 SECOND = 1
 MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
+GiB = 1024 * MiB
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -90,14 +92,77 @@ class MqttSettings(_Section):
         return self.tls is not None or urlsplit(self.broker).scheme == "mqtts"
 
     def password(self) -> SecretStr | None:
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ConfigError([f"mqtt.password_env: ${self.password_env} is not set"])
-            return SecretStr(value)
-        if self.password_file:
-            return SecretStr(self.password_file.read_text(encoding="utf-8").strip())
-        return None
+        return _secret("mqtt.password", self.password_env, self.password_file)
+
+
+def _secret(where: str, env: str | None, file: Path | None) -> SecretStr | None:
+    """A secret from the environment variable or the file the config names."""
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise ConfigError([f"{where}_env: ${env} is not set"])
+        return SecretStr(value)
+    if file:
+        try:
+            return SecretStr(file.read_text(encoding="utf-8").strip())
+        except OSError as error:
+            raise ConfigError([f"{where}_file: cannot read {file}: {error.strerror}"]) from None
+    return None
+
+
+class S3Settings(_Section):
+    """How to reach an S3-compatible store (used when `objects` is s3://BUCKET[/PREFIX]).
+
+    Whatever is left unset comes the standard AWS ways: AWS_ENDPOINT_URL_S3 or
+    AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and
+    the shared config files, instance roles."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    access_key_id: str | None = None
+    secret_access_key_env: str | None = None
+    secret_access_key_file: Path | None = None
+    path_style: bool = False  # MinIO, Ceph and most self-hosted servers want path-style
+    server_side_encryption: Literal["AES256", "aws:kms"] | None = None
+    kms_key_id: str | None = None
+    ca_bundle: Path | None = None
+    multipart_threshold_bytes: Annotated[int, Field(ge=5 * MiB)] = 16 * MiB
+    multipart_chunk_bytes: Annotated[int, Field(ge=5 * MiB)] = 8 * MiB
+    connect_timeout_s: PositiveFloat = 5.0
+    read_timeout_s: PositiveFloat = 30.0
+    # Attempts within one delivery (botocore's standard retry mode, with jitter); after
+    # that the outbox's own backoff takes over.
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must look like https://HOST[:PORT]")
+        return value
+
+    def secret_access_key(self) -> SecretStr | None:
+        return _secret(
+            "s3.secret_access_key", self.secret_access_key_env, self.secret_access_key_file
+        )
+
+
+class PostgresSettings(_Section):
+    """The PostgreSQL case registry (used when `registry` is postgresql://...). The URL
+    may leave the password out: PGPASSWORD, ~/.pgpass or `password_env` / `password_file`."""
+
+    password_env: str | None = None
+    password_file: Path | None = None
+    pool_min: Annotated[int, Field(ge=1, le=100)] = 1
+    pool_max: Annotated[int, Field(ge=1, le=100)] = 4
+    connect_timeout_s: PositiveFloat = 5.0
+    statement_timeout_ms: PositiveInt = 30_000
+
+    def password(self) -> SecretStr | None:
+        return _secret("postgres.password", self.password_env, self.password_file)
 
 
 class StoreSettings(_Section):
@@ -109,6 +174,14 @@ class StoreSettings(_Section):
     upload_ttl_s: PositiveInt = DAY
     orphan_ttl_s: PositiveInt = HOUR
     housekeeping_s: PositiveInt = MINUTE
+    # Bounds of the local stores (gateway/store/levels.py): past them, new media (or new
+    # reports) are refused with `server.retry_later` instead of filling the disk.
+    spool_max_bytes: PositiveInt = 8 * GiB
+    outbox_max_reports: PositiveInt = 200_000
+    min_free_bytes: Annotated[int, Field(ge=0)] = 512 * MiB
+
+    def limits(self) -> StoreLimits:
+        return StoreLimits(self.spool_max_bytes, self.outbox_max_reports, self.min_free_bytes)
 
 
 class LimitsSettings(_Section):
@@ -235,6 +308,26 @@ class AcceptanceSettings(_Section):
         return value
 
 
+class MetricsSettings(_Section):
+    # HOST:PORT for /metrics (Prometheus) and /healthz; unset: no HTTP endpoint.
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError("must look like HOST:PORT, e.g. 127.0.0.1:9464")
+        return value
+
+    def address(self) -> tuple[str, int] | None:
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -242,11 +335,13 @@ class LogSettings(_Section):
 
 class GatewayConfig(_Section):
     data_dir: Path = Path("var/gateway")
-    # Where objects go: a directory path, file:///path, or (issue 5) s3://bucket/prefix.
+    # Where objects go: a directory path, file:///path, or s3://BUCKET[/PREFIX] ([s3]).
     objects: str | None = None
-    # The case registry: sqlite:///path or (issue 5) postgresql://...
+    # The case registry: sqlite:///path or postgresql://USER@HOST[:PORT]/DB ([postgres]).
     registry: str | None = None
     mqtt: MqttSettings = MqttSettings()
+    s3: S3Settings = S3Settings()
+    postgres: PostgresSettings = PostgresSettings()
     store: StoreSettings = StoreSettings()
     limits: LimitsSettings = LimitsSettings()
     pipeline: PipelineSettings = PipelineSettings()
@@ -254,6 +349,7 @@ class GatewayConfig(_Section):
     geo: GeoSettings = GeoSettings()
     codes: CodesSettings = CodesSettings()
     acceptance: AcceptanceSettings = AcceptanceSettings()
+    metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
 
     @property
@@ -263,10 +359,30 @@ class GatewayConfig(_Section):
         return Path(self.objects.removeprefix("file://"))
 
     @property
+    def objects_in_s3(self) -> bool:
+        return self.objects is not None and self.objects.startswith("s3://")
+
+    @property
     def registry_path(self) -> Path:
         if self.registry is None:
             return self.data_dir / "registry.db"
         return Path(self.registry.removeprefix("sqlite://"))
+
+    @property
+    def registry_in_postgres(self) -> bool:
+        return self.registry is not None and self.registry.startswith(POSTGRES_SCHEMES)
+
+    def objects_description(self) -> str:
+        return self.objects if self.objects_in_s3 and self.objects else str(self.objects_dir)
+
+    def registry_description(self) -> str:
+        """Where the registry is, without any password the URL holds."""
+        if self.registry_in_postgres and self.registry:
+            parts = urlsplit(self.registry)
+            host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+            user = f"{parts.username}@" if parts.username else ""
+            return f"{parts.scheme}://{user}{host}{parts.path}"
+        return str(self.registry_path)
 
     @property
     def inbox_path(self) -> Path:
@@ -291,16 +407,32 @@ class GatewayConfig(_Section):
     @field_validator("objects")
     @classmethod
     def _objects_url(cls, value: str | None) -> str | None:
-        if value is not None and "://" in value and not value.startswith("file://"):
-            raise ValueError("must be a directory or file:///path")
+        if value is None or "://" not in value or value.startswith("file://"):
+            return value
+        parts = urlsplit(value)
+        if parts.scheme != "s3":
+            raise ValueError("must be a directory, file:///path or s3://BUCKET[/PREFIX]")
+        if not _BUCKET.fullmatch(parts.netloc):
+            raise ValueError(f"{parts.netloc!r} is not an S3 bucket name")
+        if parts.query or parts.fragment:
+            raise ValueError("s3:// URLs take no query or fragment")
         return value
 
     @field_validator("registry")
     @classmethod
     def _registry_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("sqlite:///"):
-            raise ValueError("must be sqlite:///path")
+        if value is None or value.startswith("sqlite:///"):
+            return value
+        if not value.startswith(POSTGRES_SCHEMES):
+            raise ValueError("must be sqlite:///path or postgresql://USER@HOST[:PORT]/DB")
+        parts = urlsplit(value)
+        if not parts.path.strip("/"):
+            raise ValueError("name the database: postgresql://USER@HOST[:PORT]/DB")
         return value
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def default_config_dir() -> Path:
@@ -337,6 +469,7 @@ _PATH_KEYS = (
     {("data_dir",), ("codes", "dir"), ("mqtt", "password_file")}
     | {("mqtt", "tls", key) for key in ("ca_file", "cert_file", "key_file")}
     | {("geo", key) for key in ("segments", "segment_table", "districts", "district_table", "grid")}
+    | {("s3", "secret_access_key_file"), ("s3", "ca_bundle"), ("postgres", "password_file")}
 )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from structlog.typing import FilteringBoundLogger
 
+from gateway import metrics
 from gateway.errors import REASON_TEXT, PermanentSinkError, Reason, RetryableSinkError, SinkError
 from gateway.media.jobs import DERIVATIVE_NAMES, Derived, MediaJob, Refused, derivative_path
 from gateway.media.photo import PhotoSettings
@@ -50,9 +51,21 @@ class Outcome:
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # id, reason, message
     undelivered: list[str] = field(default_factory=list)
     error: SinkError | None = None
+    # Items that failed for good on their own (one missing spool file, one refused key)
+    # while the rest of the batch went through: report id, the error's message.
+    dead: list[tuple[str, str]] = field(default_factory=list)
     # Spooled media to delete once `done` is committed (never before: a crash in between
     # would redeliver and find them gone).
     spooled: list[Path] = field(default_factory=list)
+
+    def finished(self) -> set[str]:
+        """The reports this batch is done with, whatever became of them."""
+        return (
+            set(self.done)
+            | {report_id for report_id, _, _ in self.registered}
+            | {report_id for report_id, _ in self.derived}
+            | {report_id for report_id, _, _ in self.refused}
+        )
 
 
 class Deliveries:
@@ -86,6 +99,17 @@ class Deliveries:
 
     def deliver(self, sink: str, due: list[Due]) -> Outcome:
         """Run one batch; sink errors become part of the outcome, never an exception."""
+        started = time.monotonic()
+        outcome = self._deliver(sink, due)
+        finished = outcome.finished()
+        metrics.stage_done(
+            sink,
+            [item.due_since for item in due if item.report_id in finished],
+            time.monotonic() - started,
+        )
+        return outcome
+
+    def _deliver(self, sink: str, due: list[Due]) -> Outcome:
         try:
             return self.by_sink[sink](due)
         except SinkError as error:
@@ -125,6 +149,7 @@ class Deliveries:
                 text = REASON_TEXT[Reason(first.reason)]
                 message = f"media {first.media_id}: {text}: {first.message}"
                 outcome.refused.append((item.report_id, first.reason, message[:500]))
+                metrics.REJECTED.labels(first.reason).inc()
                 outcome.spooled.extend(self._spooled(item, document))
                 self.log.warning(
                     "report.rejected",
@@ -140,6 +165,9 @@ class Deliveries:
                 for result in mine
                 if isinstance(result, Derived)
             }
+            for media in document["media"]:
+                made = derived[media["media_id"]][0]
+                metrics.MEDIA_BYTES_OUT.labels(media["kind"]).inc(sum(d["bytes"] for d in made))
             outcome.derived.append(
                 (item.report_id, orjson.dumps(with_derivatives(document, derived)))
             )
@@ -167,6 +195,7 @@ class Deliveries:
             for item, document in zip(due, documents, strict=True)
         ]
         numbers = self.registry.register(cases)
+        metrics.REPORTS_ACCEPTED.inc(len(numbers))
         now = time.time()
         outcome = Outcome("registry")
         for item, document, case_no in zip(due, documents, numbers, strict=True):
@@ -190,6 +219,8 @@ class Deliveries:
             if error is None:
                 outcome.done.append(item.report_id)
                 outcome.spooled.extend(future.result())
+            elif isinstance(error, PermanentSinkError):
+                outcome.dead.append((item.report_id, str(error)))
             elif isinstance(error, SinkError):
                 outcome.undelivered.append(item.report_id)
                 outcome.error = outcome.error or error

@@ -8,12 +8,14 @@ status of a known report) go out from here at once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 
 from structlog.typing import FilteringBoundLogger
 
+from gateway import metrics
 from gateway.errors import REASON_TEXT, Reason
 from gateway.normalize.codes import CodeProfile
 from gateway.protocols import terminal
@@ -27,7 +29,15 @@ from gateway.protocols.terminal import (
     UplinkEvent,
 )
 from gateway.store.inbox import Added, ChunkIgnored, ChunkStored, Inbox, Known, Refused
+from gateway.store.levels import StoreLevels
 from gateway.store.outbox import Outbox
+
+_MESSAGE_TYPES: dict[type, str] = {
+    ReportReceived: "report",
+    ChunkReceived: "chunk",
+    StatusReceived: "status",
+    TrackReceived: "track",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +54,18 @@ class Arrived:
 
 class Intake:
     def __init__(
-        self, inbox: Inbox, outbox: Outbox, profile: CodeProfile, log: FilteringBoundLogger
+        self,
+        inbox: Inbox,
+        outbox: Outbox,
+        profile: CodeProfile,
+        log: FilteringBoundLogger,
+        levels: Callable[[], StoreLevels] = StoreLevels,
     ) -> None:
         self.inbox = inbox
         self.outbox = outbox
         self.profile = profile
         self.log = log
+        self.levels = levels  # how full the stores are (gateway.store.levels)
 
     def apply(self, batch: Sequence[Arrived]) -> list[Downlink]:
         """Apply a batch in one durable transaction; returns the downlinks it calls for."""
@@ -60,6 +76,7 @@ class Intake:
         return downlinks
 
     def _apply(self, event: UplinkEvent, received_at: str) -> list[Downlink]:
+        metrics.MESSAGES.labels(_MESSAGE_TYPES.get(type(event), "rejected")).inc()
         if isinstance(event, ChunkReceived):
             return self._chunk(event)
         if isinstance(event, ReportReceived):
@@ -82,12 +99,17 @@ class Intake:
                 Reason.CLASS_UNKNOWN,
                 f"{envelope.kind} {envelope.class_code} is not in profile {self.profile.name}",
             )
+        levels = self.levels()
+        full = levels.report_refusal or (levels.media_refusal if envelope.media else None)
+        if full is not None and not self.inbox.knows(event.report_id):
+            return self._refuse_report(event, Reason.RETRY_LATER, full)
         result = self.inbox.add_report(
             event.device_id, event.report_id, envelope, event.payload, received_at
         )
         if isinstance(result, Refused):
             return self._refuse_report(event, result.reason, result.message)
         if isinstance(result, Added):
+            metrics.REPORTS_RECEIVED.inc()
             if envelope.fix is not None:  # a position of the device's, for later jump checks
                 self.inbox.add_track(event.device_id, [_point(envelope.fix)], received_at)
             self.log.debug("report.received", media=len(envelope.media), **ids)
@@ -121,7 +143,12 @@ class Intake:
         return [Downlink(terminal.ack_topic(device_id), payload)]
 
     def _chunk(self, event: ChunkReceived) -> list[Downlink]:
-        result = self.inbox.add_chunk(event.device_id, event.media_id, event.seq, event.data)
+        full = self.levels().media_refusal
+        result = (
+            Refused(Reason.RETRY_LATER, full)
+            if full is not None
+            else self.inbox.add_chunk(event.device_id, event.media_id, event.seq, event.data)
+        )
         if isinstance(result, ChunkStored | ChunkIgnored):
             return []
         return self._refuse(
@@ -167,7 +194,12 @@ class Intake:
         )
 
     def _refuse(self, rejected: Rejected) -> list[Downlink]:
-        self.log.warning(
+        metrics.REJECTED.labels(rejected.reason.value).inc()
+        # Refusals for a full store are the gateway's state, not the terminal's mistake, and
+        # come by the thousand while it lasts: `store.media_refused` says it once.
+        level = logging.DEBUG if rejected.reason is Reason.RETRY_LATER else logging.WARNING
+        self.log.log(
+            level,
             "uplink.rejected",
             reason=rejected.reason.value,
             detail=rejected.message,

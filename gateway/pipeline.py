@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from structlog.typing import FilteringBoundLogger
 
+from gateway import metrics
 from gateway.deliveries import Deliveries, Outcome
 from gateway.errors import REASON_TEXT, PermanentSinkError, Reason, SinkError
 from gateway.geo.location import Geo, build_location, from_envelope
@@ -38,9 +39,8 @@ from gateway.protocols.payloads import ReportEnvelope, WireLimits
 from gateway.sinks.ports import ObjectStore, Publisher, Registry
 from gateway.store.db import transaction
 from gateway.store.inbox import Inbox, ReadyReport
-from gateway.store.outbox import STEPS, Backoff, Outbox, Processed
+from gateway.store.outbox import READY_CURSOR, STEPS, Backoff, Outbox, Processed
 
-READY_CURSOR = "ready"
 # Reports in the inbox were checked against the limits of their day; re-reading them
 # must not refuse what was accepted then, whatever the limits are now.
 _NO_LIMITS = WireLimits(
@@ -91,6 +91,7 @@ class Pipeline:
         self.inbox = Inbox(inbox_path)
         self.outbox = Outbox(outbox_path)
         self._next_housekeeping = 0.0
+        self._failing: set[str] = set()  # sinks whose last batch failed
         self.deliveries = Deliveries(
             self.spool_path,
             media,
@@ -172,9 +173,17 @@ class Pipeline:
             self.outbox.derived(outcome.derived, outcome.refused)
         if outcome.done:
             self.outbox.done(sink, outcome.done)
+            if sink in self._failing:  # it works again: what waits in backoff goes now
+                self._failing.discard(sink)
+                expedited = self.outbox.expedite(sink)
+                self.log.info("sink.recovered", sink=sink, expedited=expedited)
         error = outcome.error
         if error is not None and outcome.undelivered:
             self._failed(outcome, error)
+        for report_id, message in outcome.dead:
+            metrics.SINK_FAILURES.labels(sink, "dead").inc()
+            self.log.error("sink.dead_letter", sink=sink, report_id=report_id, error=message)
+            self.outbox.dead(sink, [report_id], message)
         return outcome.spooled
 
     @staticmethod
@@ -184,11 +193,14 @@ class Pipeline:
 
     def _failed(self, outcome: Outcome, error: SinkError) -> None:
         sink = outcome.sink
+        self._failing.add(sink)
         count = len(outcome.undelivered)
         if isinstance(error, PermanentSinkError):
+            metrics.SINK_FAILURES.labels(sink, "dead").inc(count)
             self.log.error("sink.dead_letter", sink=sink, reports=count, error=str(error))
             self.outbox.dead(sink, outcome.undelivered, str(error))
         else:
+            metrics.SINK_FAILURES.labels(sink, "retry").inc(count)
             self.log.warning("sink.retry", sink=sink, reports=count, error=str(error))
             self.outbox.retry(sink, outcome.undelivered, str(error), self.settings.backoff)
 
@@ -200,6 +212,7 @@ class Pipeline:
         ready = self.inbox.ready_after(cursor, self.settings.batch)
         if not ready:
             return 0
+        started = time.monotonic()
         # Decided before a restart: their deliveries carry on by themselves.
         decided = self.outbox.decided([report.report_id for report in ready])
         verdicts = [
@@ -208,6 +221,11 @@ class Pipeline:
             if report.report_id not in decided and (verdict := self._process(report)) is not None
         ]
         self.outbox.record(READY_CURSOR, ready[-1].seq, verdicts)
+        metrics.stage_done(
+            "verdict",
+            [datetime.fromisoformat(report.received_at).timestamp() for report in ready],
+            time.monotonic() - started,
+        )
         return len(ready)
 
     def _process(self, report: ReadyReport) -> Processed | None:
@@ -262,6 +280,7 @@ class Pipeline:
                 self._upload_failed(report, media_id, result.detail)
                 return False
             assembled.append((report.device_id, media_id))
+            metrics.MEDIA_BYTES_IN.labels(manifest.kind).inc(manifest.bytes)
         # The files are durable; their chunks can go before the verdict is recorded, since a
         # restart finds the files and skips assembly.
         self.inbox.drop_chunks(assembled)
@@ -284,6 +303,7 @@ class Pipeline:
             self.inbox.restart_upload(report.device_id, media_id)
 
     def _reject(self, report: ReadyReport, reason: Reason, detail: str) -> Processed:
+        metrics.REJECTED.labels(reason.value).inc()
         self.log.warning(
             "report.rejected",
             device_id=report.device_id,

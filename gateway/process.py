@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.store.db import read_only
+
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
@@ -91,7 +93,7 @@ class GatewayProcess:
         """A count from one of its SQLite stores, read-only; 0 while it does not exist."""
         path = self.data_dir / database
         try:
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            with read_only(path) as conn:
                 return int(conn.execute(sql).fetchone()[0])
         except sqlite3.OperationalError:
             return 0
@@ -101,5 +103,5 @@ class GatewayProcess:
         path = self.data_dir / "registry.db"
         if not path.exists():
             return []
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        with read_only(path) as conn:
             return conn.execute("SELECT report_id, case_no FROM cases ORDER BY id").fetchall()

@@ -24,6 +24,11 @@ for command in "${!NEEDS[@]}"; do
     missing+=("${NEEDS[$command]}")
   fi
 done
+# PostgreSQL's server programs (initdb, pg_ctl) are not on PATH: the Debian package puts
+# them in /usr/lib/postgresql/<version>/bin (tests/servers.py takes the newest there).
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  missing+=(postgresql)
+fi
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
@@ -41,3 +46,5 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends $packages
 # gpsd's package starts a system gpsd on port 2947 where systemd runs; the tests start
 # their own on free ports, so a system one is merely left alone.
+# So does postgresql's, a system cluster on port 5432: left alone too; the tests run a
+# throwaway cluster of their own (as the `postgres` user when run as root, via runuser).

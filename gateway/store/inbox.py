@@ -144,6 +144,10 @@ class Inbox:
 
     # ---- intake (call inside `batch()`) -------------------------------------------------
 
+    def knows(self, report_id: str) -> bool:
+        row = self.conn.execute("SELECT 1 FROM reports WHERE report_id = ?", (report_id,))
+        return row.fetchone() is not None
+
     def add_report(
         self,
         device_id: str,

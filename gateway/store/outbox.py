@@ -11,6 +11,7 @@ that can never succeed becomes a dead letter until an operator replays it.
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ SINKS = ("registry", "objects", "bus", "ack")
 AFTER_REGISTRY = ("objects", "bus", "ack")
 # Deriving media is not a sink, but it is bookkept the same way: a row per report, retried.
 STEPS = ("media", *SINKS)
+# The pipeline's place in the inbox's ready queue.
+READY_CURSOR = "ready"
 
 MIGRATIONS = (
     """
@@ -86,6 +89,7 @@ class Due:
     reason_code: str | None
     reason_message: str | None
     normalized: bytes | None
+    due_since: float = 0.0  # when this delivery was first due (epoch seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +186,8 @@ class Outbox:
     def due(self, sink: str, limit: int, now: float | None = None) -> list[Due]:
         rows = self.conn.execute(
             "SELECT d.report_id, r.device_id, d.attempts, r.state, r.case_no, r.reason_code,"
-            " r.reason_message, r.normalized FROM deliveries d JOIN reports r USING (report_id)"
+            " r.reason_message, r.normalized, d.created_at"
+            " FROM deliveries d JOIN reports r USING (report_id)"
             " WHERE d.sink = ? AND d.state = 'pending' AND d.next_at <= ?"
             " ORDER BY d.next_at LIMIT ?",
             (sink, time.time() if now is None else now, limit),
@@ -254,6 +259,17 @@ class Outbox:
                     (row[0] + 1, now + backoff.delay(row[0]), error[:1000], now, report_id, sink),
                 )
 
+    def expedite(self, sink: str) -> int:
+        """Make every pending delivery of a sink due now (the sink has recovered, so the
+        backoff that kept them waiting has done its job); returns how many."""
+        now = time.time()
+        with transaction(self.conn):
+            return self.conn.execute(
+                "UPDATE deliveries SET next_at = ? WHERE sink = ? AND state = 'pending'"
+                " AND next_at > ?",
+                (now, sink, now),
+            ).rowcount
+
     def dead(self, sink: str, report_ids: Sequence[str], error: str) -> None:
         now = time.time()
         with transaction(self.conn):
@@ -319,13 +335,17 @@ class Outbox:
         return {report_id for (report_id,) in rows}
 
     def depths(self, now: float | None = None) -> dict[str, tuple[int, float, int]]:
-        """Per sink: (pending deliveries, age in seconds of the oldest, dead letters)."""
-        now = time.time() if now is None else now
-        depths = dict.fromkeys(STEPS, (0, 0.0, 0))
-        rows = self.conn.execute(
-            "SELECT sink, sum(state = 'pending'), min(CASE WHEN state = 'pending' THEN created_at"
-            " END), sum(state = 'dead') FROM deliveries WHERE state != 'done' GROUP BY sink"
-        )
-        for sink, pending, oldest, dead in rows:
-            depths[sink] = (int(pending), now - oldest if oldest else 0.0, int(dead))
-        return depths
+        return depths(self.conn, now)
+
+
+def depths(conn: sqlite3.Connection, now: float | None = None) -> dict[str, tuple[int, float, int]]:
+    """Per sink: (pending deliveries, age in seconds of the oldest, dead letters)."""
+    now = time.time() if now is None else now
+    found = dict.fromkeys(STEPS, (0, 0.0, 0))
+    rows = conn.execute(
+        "SELECT sink, sum(state = 'pending'), min(CASE WHEN state = 'pending' THEN created_at"
+        " END), sum(state = 'dead') FROM deliveries WHERE state != 'done' GROUP BY sink"
+    )
+    for sink, pending, oldest, dead in rows:
+        found[sink] = (int(pending), now - oldest if oldest else 0.0, int(dead))
+    return found

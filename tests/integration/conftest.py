@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,6 +9,7 @@ import pytest
 
 from gateway.broker import Mosquitto
 from tests.integration.helpers import GatewayProcess
+from tests.servers import PostgresCluster, S3Server
 
 pytestmark = pytest.mark.integration
 
@@ -23,3 +26,37 @@ def gateway(tmp_path: Path, broker: Mosquitto) -> Iterator[GatewayProcess]:
     process = GatewayProcess(tmp_path / "gateway", broker.url).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the whole session (initdb takes a second)."""
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_dsn(request: pytest.FixtureRequest, postgres: PostgresCluster) -> Iterator[str]:
+    """The DSN of a fresh, empty database for this test, dropped afterwards."""
+    postgres.start()  # a test that stopped the cluster and failed may have left it down
+    name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40].strip("_")
+    database = f"t_{name}_{uuid.uuid4().hex[:8]}"
+    yield postgres.create_database(database)
+    postgres.start()
+    postgres.drop_database(database)
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 server, one per module: it takes about a second to start."""
+    with S3Server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server: S3Server) -> S3Server:
+    """The module's S3 server, listening and empty: no bucket, no object."""
+    s3_server.start()  # in case a test stopped it
+    s3_server.resume()  # in case a test left it in an outage
+    s3_server.reset()
+    return s3_server
