@@ -21,6 +21,7 @@ from typing import Any
 import av
 import numpy as np
 import pillow_heif
+from hypothesis import strategies as st
 from PIL import Image
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -424,3 +425,32 @@ def decoded_samples(data: bytes) -> tuple[int, int]:
         stream = container.streams.audio[0]
         total = sum(frame.samples for frame in container.decode(stream))
         return total, int(stream.codec_context.sample_rate)
+
+
+# ---- damaged files, for the property tests --------------------------------------------
+
+Mutation = tuple[str, int, Any]
+
+
+def mutations(span: int) -> st.SearchStrategy[Mutation]:
+    """One edit of a file: flip a bit, set a byte, insert bytes or cut the rest, at an
+    offset below `span` (taken modulo the file's length)."""
+    return st.one_of(
+        st.tuples(st.just("flip"), st.integers(0, span), st.integers(0, 7)),
+        st.tuples(st.just("set"), st.integers(0, span), st.sampled_from([0x00, 0xFF, 0x7F, 0x80])),
+        st.tuples(st.just("insert"), st.integers(0, span), st.binary(min_size=1, max_size=16)),
+        st.tuples(st.just("cut"), st.integers(0, span), st.just(0)),
+    )
+
+
+def mutate(data: bytes, edits: list[Mutation]) -> bytes:
+    out = bytearray(data)
+    for kind, where, what in edits:
+        at = where % (len(out) + 1)
+        if kind == "insert":
+            out[at:at] = what
+        elif kind == "cut":
+            del out[at:]
+        elif at < len(out):
+            out[at] = out[at] ^ (1 << what) if kind == "flip" else what
+    return bytes(out)

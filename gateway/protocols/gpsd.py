@@ -28,6 +28,7 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from gateway.protocols.gnss import GnssFix
+from gateway.protocols.reconnect import reconnecting
 
 WATCH = b'?WATCH={"enable":true,"json":true}\n'
 # The longest report in the gpsd captures of the test logs is a 3.3 KB SKY; 64 KiB is
@@ -305,20 +306,17 @@ class GpsdClient:
                 yield event.fix
 
     def events(self) -> Iterator[GpsdEvent]:
-        delay = self.backoff[0]
-        while not self._stop.is_set():
-            try:
-                connection = socket.create_connection(self.address, self.connect_timeout_s)
-            except OSError as error:
-                self.log.warning("gpsd.connect_failed", error=str(error), retry_s=delay)
-            else:
-                with connection:
-                    for event in self._session(connection):
-                        delay = self.backoff[0]  # gpsd talks: the next outage starts afresh
-                        yield event
-            if self._stop.wait(delay):
-                return
-            delay = min(delay * 2, self.backoff[1])
+        def failed(error: BaseException, retry_s: float) -> None:
+            self.log.warning("gpsd.connect_failed", error=str(error), retry_s=retry_s)
+
+        return reconnecting(
+            lambda: socket.create_connection(self.address, self.connect_timeout_s),
+            self._session,
+            (OSError,),
+            failed,
+            self._stop,
+            self.backoff,
+        )
 
     def _session(self, connection: socket.socket) -> Iterator[GpsdEvent]:
         decoder = GpsdDecoder()

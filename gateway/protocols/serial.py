@@ -17,6 +17,7 @@ from structlog.typing import FilteringBoundLogger
 
 from gateway.protocols.gnss import GnssFix
 from gateway.protocols.nmea import EpochAssembler, Event, Rejected
+from gateway.protocols.reconnect import reconnecting
 
 NMEA_BAUD = 4800  # NMEA 0183's rate; many receivers and terminals are set to 9600 or more
 
@@ -53,23 +54,21 @@ class SerialReader:
 
     def events(self) -> Iterator[Event]:
         """Fixes, epochs without a fix, and rejected lines, across reopenings."""
-        delay = self.backoff[0]
-        while not self._stop.is_set():
-            try:
-                port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=self.poll_s)
-            except (serial.SerialException, OSError) as error:
-                self.log.warning("serial.open_failed", error=str(error), retry_s=delay)
-            else:
-                with port:
-                    self.log.info("serial.opened")
-                    for event in self._read(port):
-                        delay = self.backoff[0]
-                        yield event
-            if self._stop.wait(delay):
-                return
-            delay = min(delay * 2, self.backoff[1])
+
+        def failed(error: BaseException, retry_s: float) -> None:
+            self.log.warning("serial.open_failed", error=str(error), retry_s=retry_s)
+
+        return reconnecting(
+            lambda: serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=self.poll_s),
+            self._read,
+            (serial.SerialException, OSError),
+            failed,
+            self._stop,
+            self.backoff,
+        )
 
     def _read(self, port: serial.SerialBase) -> Iterator[Event]:
+        self.log.info("serial.opened")
         assembler = EpochAssembler()
         try:
             while not self._stop.is_set():

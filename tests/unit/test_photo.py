@@ -32,6 +32,8 @@ from tests.media_samples import (
     encode_image,
     exif_block,
     flat_jpeg,
+    mutate,
+    mutations,
     png_chunk,
     png_declaring,
     quadrant_colours,
@@ -817,25 +819,7 @@ SEEDS = {
     "MPO": as_mpo(encode_image(quadrants(16, 16), "JPEG"), encode_image(quadrants(8, 8), "JPEG")),
 }
 
-mutation = st.one_of(
-    st.tuples(st.just("flip"), st.integers(0, 1 << 20), st.integers(0, 7)),
-    st.tuples(st.just("set"), st.integers(0, 1 << 20), st.sampled_from([0x00, 0xFF, 0x7F, 0x80])),
-    st.tuples(st.just("insert"), st.integers(0, 1 << 20), st.binary(min_size=1, max_size=16)),
-    st.tuples(st.just("cut"), st.integers(0, 1 << 20), st.just(0)),
-)
-
-
-def mutate(data: bytes, mutations: list[tuple[str, int, Any]]) -> bytes:
-    out = bytearray(data)
-    for kind, where, what in mutations:
-        at = where % (len(out) + 1)
-        if kind == "insert":
-            out[at:at] = what
-        elif kind == "cut":
-            del out[at:]
-        elif at < len(out):
-            out[at] = out[at] ^ (1 << what) if kind == "flip" else what
-    return bytes(out)
+mutation = mutations(1 << 20)
 
 
 def outcome(data: bytes) -> PhotoResult | MediaError:

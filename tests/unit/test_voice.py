@@ -28,6 +28,8 @@ from tests.media_samples import (
     decoded_samples,
     encode_image,
     mp4_box,
+    mutate,
+    mutations,
     quadrants,
     speechlike,
     tone,
@@ -531,25 +533,7 @@ SEEDS = {
 }
 MIMES = ["audio/amr", "audio/amr-wb", "audio/aac", "audio/mp4", "audio/wav", None]
 
-mutation = st.one_of(
-    st.tuples(st.just("flip"), st.integers(0, 1 << 16), st.integers(0, 7)),
-    st.tuples(st.just("set"), st.integers(0, 1 << 16), st.sampled_from([0x00, 0xFF, 0x7F, 0x80])),
-    st.tuples(st.just("insert"), st.integers(0, 1 << 16), st.binary(min_size=1, max_size=16)),
-    st.tuples(st.just("cut"), st.integers(0, 1 << 16), st.just(0)),
-)
-
-
-def mutate(data: bytes, mutations: list[tuple[str, int, Any]]) -> bytes:
-    out = bytearray(data)
-    for kind, where, what in mutations:
-        at = where % (len(out) + 1)
-        if kind == "insert":
-            out[at:at] = what
-        elif kind == "cut":
-            del out[at:]
-        elif at < len(out):
-            out[at] = out[at] ^ (1 << what) if kind == "flip" else what
-    return bytes(out)
+mutation = mutations(1 << 16)
 
 
 def outcome(data: bytes, mime: str | None) -> VoiceResult | MediaError:
