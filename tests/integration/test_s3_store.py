@@ -134,3 +134,18 @@ def test_a_missing_bucket_is_permanent_and_a_server_away_is_not(
         store.put_bytes("reports/r-1/report.json", b"{}", content_type="application/json")
     s3.resume()
     store.close()
+
+
+def test_the_endpoint_and_credentials_come_the_standard_aws_ways(
+    bucket: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", bucket.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    store = S3ObjectStore(f"s3://{BUCKET}", S3Settings(path_style=True))
+
+    store.put_bytes("reports/r-9/report.json", b"{}", content_type="application/json")
+
+    assert bucket.objects(BUCKET) == {"reports/r-9/report.json": b"{}"}
+    store.close()
