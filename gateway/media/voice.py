@@ -138,9 +138,10 @@ def _transcode(container: Any, stream: Any, mismatch: bool, settings: VoiceSetti
     def encode(frames: list[Any]) -> None:
         nonlocal samples, peak
         for frame in frames:
-            pcm = frame.to_ndarray()
-            if pcm.size:
-                peak = max(peak, int(np.abs(pcm.astype(np.int32)).max()))
+            if frame.samples:  # mono s16: one plane, read in place
+                pcm = np.frombuffer(frame.planes[0], dtype=np.int16, count=frame.samples)
+                # -32768 has no positive twin in int16, so no abs() before the max
+                peak = max(peak, int(pcm.max()), -int(pcm.min()))
             # Our own clock: the source's timestamps may jump or run backwards, which
             # the Ogg muxer refuses; a voice note's time is its samples.
             frame.pts = samples

@@ -228,6 +228,14 @@ def test_silence_is_flagged_and_still_transcoded(data: bytes, silent: bool) -> N
     assert samples.size > 0
 
 
+def test_the_peak_is_measured_on_the_samples_sent_to_the_encoder() -> None:
+    full_scale = np.zeros(16000, np.int16)
+    full_scale[8000] = -32768  # the one 16-bit value whose magnitude has no positive twin
+    assert transcode_voice(wav(full_scale, 16000)).peak_dbfs == pytest.approx(0.0, abs=0.01)
+    loud = transcode_voice(wav(tone(1, 16000, amplitude=8000), 16000))
+    assert loud.peak_dbfs == pytest.approx(20 * np.log10(8300 / 32768), abs=0.3)
+
+
 # -- the container says one thing --------------------------------------------------------
 
 AMR = amr_nb(tone(1, 8000))
