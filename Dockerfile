@@ -20,5 +20,9 @@ RUN pip install --no-cache-dir --no-index --find-links /wheels cgt-gateway==0.1.
 USER 10001
 WORKDIR /var/lib/cgt
 VOLUME ["/var/lib/cgt"]
+# /metrics (Prometheus) and /healthz
+EXPOSE 9464
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4)"]
 ENTRYPOINT ["gateway"]
-CMD ["run", "--data-dir", "/var/lib/cgt", "--broker", "mqtt://mosquitto:1883"]
+CMD ["run", "--data-dir", "/var/lib/cgt", "--broker", "mqtt://mosquitto:1883", "--metrics", "0.0.0.0:9464"]

@@ -54,6 +54,15 @@ def nmea_fix(sentences: list[str]) -> GnssFix | str:
     return result if isinstance(result, GnssFix) else result.reason
 
 
+def check_secrets(config: GatewayConfig) -> None:
+    """Every secret the config names can be read (raises ConfigError naming the key)."""
+    config.mqtt.password()
+    if config.objects_in_s3:
+        config.s3.secret_access_key()
+    if config.registry_in_postgres:
+        config.postgres.password()
+
+
 def open_objects(config: GatewayConfig) -> ObjectStore:
     if config.objects_in_s3 and config.objects:
         from gateway.sinks.objects_s3 import S3ObjectStore  # noqa: PLC0415 - boto3 is slow to import
@@ -142,6 +151,7 @@ class Gateway:
         # Everything that can be wrong with the set-up fails here, before any connection.
         self.profile = load_profile(config.codes_dir, config.codes.profile)
         load_locator(config.geo)
+        check_secrets(config)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.inbox = Inbox(config.inbox_path)
         self.outbox = Outbox(config.outbox_path)

@@ -52,12 +52,14 @@ def main() -> None:
 @click.option("--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT")
 @click.option("--objects", help="A directory, or s3://BUCKET[/PREFIX] (see [s3]).")
 @click.option("--registry", help="sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB.")
+@click.option("--metrics", help="HOST:PORT for /metrics and /healthz (see [metrics]).")
 def run(
     config_file: Path | None,
     data_dir: Path | None,
     broker: str | None,
     objects: str | None,
     registry: str | None,
+    metrics: str | None,
 ) -> None:
     """Run the gateway until SIGTERM or Ctrl-C."""
     config = _load(
@@ -65,7 +67,7 @@ def run(
         data_dir=data_dir and str(data_dir),
         objects=objects,
         registry=registry,
-        **{"mqtt.broker": broker},
+        **{"mqtt.broker": broker, "metrics.listen": metrics},
     )
     logs.setup(config.log.level, config.log.format)
     # Before prometheus_client is first imported (by gateway.app): both processes' counters

@@ -108,3 +108,23 @@ def test_check_config_reports_a_broken_code_profile(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert f"{codes}/city_components.csv:3: code 0101 appears twice" in result.output
     assert f"{codes}/city_events.csv:2: code '12' is not 4 or 5 digits" in result.output
+
+
+def test_a_secret_that_cannot_be_read_stops_the_start_naming_its_key(tmp_path: Path) -> None:
+    from gateway.app import check_secrets  # noqa: PLC0415
+
+    config = load_config(
+        None,
+        {
+            "objects": "s3://cgt-objects",
+            "s3.secret_access_key_env": "CGT_TEST_NOT_SET",
+            "registry": "postgresql://cgt@db/cgt",
+            "postgres.password_file": str(tmp_path / "missing"),
+        },
+    )
+    with pytest.raises(ConfigError) as raised:
+        check_secrets(config)
+    assert raised.value.problems == ["s3.secret_access_key_env: $CGT_TEST_NOT_SET is not set"]
+    with pytest.raises(ConfigError) as raised:
+        check_secrets(config.model_copy(update={"objects": None}))
+    assert raised.value.problems[0].startswith("postgres.password_file: cannot read")
