@@ -1,6 +1,7 @@
 """`firmware-sim`: simulated terminals for technicians and load tests.
 
     firmware-sim run --broker mqtt://HOST:PORT --terminals N --reports-per-terminal K
+    firmware-sim gps [--pty | --device /dev/ttyUSB0] [--segment ID] [--seconds N]
 
 Progress goes to stderr (rewritten in place on a terminal, a line a second
 otherwise), the summary to stdout. The exit code is 0 only if every report was
@@ -9,7 +10,9 @@ accepted, 1 if any was not, 2 for bad usage.
 
 from __future__ import annotations
 
+import random
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -125,6 +128,60 @@ def run(
         record = {"settings": settings.public(), **summary.to_json()}
         json_path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
     sys.exit(0 if summary.all_accepted else 1)
+
+
+@main.command()
+@click.option("--pty", "use_pty", is_flag=True, help="write to a new pseudo-terminal (the default)")
+@click.option("--device", type=click.Path(dir_okay=False), default=None,
+              help="write to this serial device instead (pyserial), e.g. /dev/ttyUSB0")  # fmt: skip
+@click.option("--baud", type=int, default=9600, show_default=True)
+@click.option("--segment", default=None, help="segment id to patrol [default: the first]")
+@click.option("--speed-mps", type=click.FloatRange(min=0), default=1.4, show_default=True)
+@click.option("--seconds", type=click.IntRange(min=1), default=None,
+              help="epochs to send [default: until Ctrl-C]")  # fmt: skip
+@click.option("--interval-s", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="wall time between epochs (each epoch is 1 s of receiver time)")  # fmt: skip
+@click.option("--seed", type=int, default=None)
+def gps(
+    use_pty: bool,
+    device: str | None,
+    baud: int,
+    segment: str | None,
+    speed_mps: float,
+    seconds: int | None,
+    interval_s: float,
+    seed: int | None,
+) -> None:
+    """A receiver walking a segment: RMC and GGA at 1 Hz, to a pseudo-terminal (its path
+    is printed: `gpsd -N /dev/pts/N`) or a serial device."""
+    from firmware_sim.gps import PtyFeed, feed, patrol  # noqa: PLC0415
+    from firmware_sim.routes import load_roads  # noqa: PLC0415
+
+    if use_pty and device is not None:
+        raise click.UsageError("--pty and --device are exclusive")
+    roads = load_roads()
+    road = next((r for r in roads if r.segment_id == segment), None) if segment else roads[0]
+    if road is None:
+        raise click.UsageError(f"no segment {segment!r} in the segments file")
+    epochs = patrol(
+        road, datetime.now(UTC).replace(microsecond=0), speed_mps=speed_mps,
+        rng=random.Random(seed),
+    )  # fmt: skip
+    try:
+        if device is not None:
+            import serial  # noqa: PLC0415
+
+            with serial.Serial(device, baud) as port:
+                click.echo(f"{device}: patrolling {road.segment_id} {road.road_zh}", err=True)
+                feed(port, epochs, interval_s=interval_s, count=seconds)
+            return
+        with PtyFeed() as pty:
+            click.echo(pty.path)  # alone on stdout, for scripts: gpsd -N "$(...)"
+            sys.stdout.flush()
+            click.echo(f"patrolling {road.segment_id} {road.road_zh}", err=True)
+            feed(pty.stream, epochs, interval_s=interval_s, count=seconds)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 class ProgressPrinter:
