@@ -25,7 +25,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +37,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from gateway.broker import free_port
+from gateway.process import wait_until
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -103,14 +103,6 @@ def _reap_stale(prefix: str, stop: Callable[[Path], None]) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
-
-
 def _accepts(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -154,7 +146,7 @@ def _stop_stale_postgres(root: Path) -> None:
     except (ProcessLookupError, PermissionError):
         return
     with contextlib.suppress(TimeoutError):
-        _wait_for(lambda: not _alive(pid), 10, f"stale postmaster {pid}")
+        wait_until(lambda: not _alive(pid), 10, f"stale postmaster {pid}")
 
 
 class PostgresCluster:
@@ -471,12 +463,12 @@ class S3Server:
     def outage(self, timeout_s: float = 10) -> None:
         """Take the listener away: connecting is refused until `resume()`."""
         self._switch(signal.SIGUSR1, "down", timeout_s)
-        _wait_for(lambda: not _accepts(self._port), timeout_s, "the S3 port to refuse")
+        wait_until(lambda: not _accepts(self._port), timeout_s, "the S3 port to refuse")
 
     def resume(self, timeout_s: float = 10) -> None:
         """Bring the listener back on the same port, with the data as it was."""
         self._switch(signal.SIGUSR2, "up", timeout_s)
-        _wait_for(lambda: _accepts(self._port), timeout_s, "the S3 port to accept")
+        wait_until(lambda: _accepts(self._port), timeout_s, "the S3 port to accept")
 
     def __enter__(self) -> Self:
         return self.start()
@@ -594,7 +586,7 @@ class S3Server:
                 stderr=subprocess.STDOUT,
             )
         process = self._process
-        _wait_for(
+        wait_until(
             lambda: process.poll() is not None or self._state()[1] == "up",
             timeout_s,
             f"the S3 server to listen on {self._port} (log: {self.log_path})",
@@ -609,7 +601,7 @@ class S3Server:
             raise RuntimeError("the S3 server is not running")
         generation = self._state()[0]
         self._process.send_signal(signum)
-        _wait_for(
+        wait_until(
             lambda: self._state()[0] > generation or self._returncode() is not None,
             timeout_s,
             f"the S3 server to go {state}",
