@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -78,8 +78,3 @@ def stage_done(stage: str, due_since: Iterable[float], batch_s: float) -> None:
     latency = STAGE_LATENCY.labels(stage)
     for since in due_since:
         latency.observe(max(0.0, now - since))
-
-
-def rejected(reasons: Sequence[str]) -> None:
-    for reason in reasons:
-        REJECTED.labels(reason).inc()
