@@ -184,6 +184,124 @@ def gps(
         sys.exit(130)
 
 
+@main.command()
+@click.option("--broker", default="mqtt://127.0.0.1:1883", show_default=True,
+              help="mqtt://HOST:PORT or mqtts://")  # fmt: skip
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="the capture file to write (JSON Lines)")  # fmt: skip
+@click.option("--username", default=None)
+@click.option("--password", default=None, envvar="FIRMWARE_SIM_PASSWORD",
+              help="or $FIRMWARE_SIM_PASSWORD")  # fmt: skip
+@click.option("--devices", default="*", show_default=True,
+              help="record only device ids matching this glob, e.g. 'sim-*'")  # fmt: skip
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="stop after this long [default: at Ctrl-C]")  # fmt: skip
+def record(
+    broker: str,
+    out_path: Path,
+    username: str | None,
+    password: str | None,
+    devices: str,
+    seconds: float | None,
+) -> None:
+    """Record terminals' uplinks (reports, chunks, status, track) from a broker into a
+    capture file for `replay`, until Ctrl-C or --seconds."""
+    import time  # noqa: PLC0415
+
+    import aiomqtt  # noqa: PLC0415
+
+    from firmware_sim.link import BrokerUrl  # noqa: PLC0415
+    from firmware_sim.recorder import RecordCounts, RecordSettings, record_file  # noqa: PLC0415
+
+    try:
+        url = BrokerUrl.parse(broker)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    settings = RecordSettings(
+        url, username=username, password=password, devices=devices, seconds=seconds
+    )
+    counts = RecordCounts()
+    started = time.monotonic()
+
+    def ready() -> None:
+        click.echo(f"recording {url} into {out_path} (Ctrl-C to stop)", err=True)
+
+    failure = None
+    try:
+        record_file(out_path, settings, counts, ready)
+    except aiomqtt.MqttError as error:
+        failure = f"broker {url}: {error}"
+    except OSError as error:
+        raise click.FileError(str(out_path), str(error)) from None
+    click.echo(counts.format(out_path, time.monotonic() - started))
+    if failure is not None:
+        click.echo(failure, err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("capture_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--broker", default="mqtt://127.0.0.1:1883", show_default=True,
+              help="mqtt://HOST:PORT or mqtts://")  # fmt: skip
+@click.option("--speed", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="1: the recorded timing, 2: twice as fast, 0: as fast as possible")  # fmt: skip
+@click.option("--fresh-ids", is_flag=True,
+              help="new report and media ids: a gateway that has them takes them anew")  # fmt: skip
+@click.option("--username", default=None, help="may contain {device_id}")
+@click.option("--password", default=None, envvar="FIRMWARE_SIM_PASSWORD",
+              help="or $FIRMWARE_SIM_PASSWORD")  # fmt: skip
+@click.option("--timeout-s", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="wait after the last message for final answers")  # fmt: skip
+@click.option("--connect-timeout-s", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True)  # fmt: skip
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="write every report's outcome here")  # fmt: skip
+def replay(
+    capture_path: Path,
+    broker: str,
+    speed: float,
+    fresh_ids: bool,
+    username: str | None,
+    password: str | None,
+    timeout_s: float,
+    connect_timeout_s: float,
+    json_path: Path | None,
+) -> None:
+    """Replay a capture against a broker, one connection per device; exit 0 if every
+    report got a final answer (accepted or rejected), 1 if not."""
+    from firmware_sim import replay as replaying  # noqa: PLC0415
+    from firmware_sim.capture import CaptureError  # noqa: PLC0415
+
+    try:
+        settings = replaying.ReplaySettings(
+            broker=broker,
+            speed=speed,
+            username=username,
+            password=password,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    try:
+        capture = replaying.load(capture_path, fresh=fresh_ids)
+    except (OSError, CaptureError) as error:
+        raise click.BadParameter(str(error), param_hint=f"FILE {capture_path}") from None
+    try:
+        result = replaying.run(capture, settings)
+    except replaying.ReplayError as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted: no summary", err=True)
+        sys.exit(130)
+    click.echo(replaying.format_result(capture, settings, result))
+    if json_path is not None:
+        body = {"capture": capture.to_json(), "settings": settings.public(), **result.to_json()}
+        json_path.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
+    sys.exit(0 if result.answers.all_final else 1)
+
+
 class ProgressPrinter:
     """One status line a tick: rewritten in place on a TTY, appended in a log."""
 
