@@ -1,6 +1,7 @@
 """`firmware-sim`: simulated terminals for technicians and load tests.
 
     firmware-sim run --broker mqtt://HOST:PORT --terminals N --reports-per-terminal K
+    firmware-sim run --broker mqtt://HOST:PORT --terminals 200 --duration 10m --scenario soak
     firmware-sim gps [--pty | --device /dev/ttyUSB0] [--segment ID] [--seconds N]
 
 Progress goes to stderr (rewritten in place on a terminal, a line a second
@@ -12,15 +13,20 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, ClassVar, TextIO
 
 import click
 import orjson
 
+from firmware_sim import scenario
+from firmware_sim.faults import HELP as FAULT_HELP
+from firmware_sim.faults import Faults
 from firmware_sim.fleet import FleetSettings, run_fleet
 from firmware_sim.outcomes import Progress, Summary
+from firmware_sim.scenario import ScenarioError
 
 _SHOWN_PROBLEMS = 20  # non-accepted reports listed in the text summary; --json has all
 
@@ -30,6 +36,56 @@ def main() -> None:
     """Simulated 城管通 terminals speaking wire-v1 to a gateway through an MQTT broker."""
 
 
+class Duration(click.ParamType[float, Any]):
+    """Seconds, or a number with s, m or h: `90`, `90s`, `10m`, `1.5h`."""
+
+    name = "duration"
+    _UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        text = str(value).strip().lower()
+        scale = self._UNITS.get(text[-1:], None)
+        try:
+            seconds = float(text[:-1] if scale else text) * (scale or 1.0)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration like 90, 90s, 10m or 1.5h", param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r} is not a positive duration", param, ctx)
+        return seconds
+
+
+def fault_options(command: Callable[..., None]) -> Callable[..., None]:
+    """One `--KNOB` option per fault, so each can be set on the command line."""
+    for name in reversed(Faults.names()):
+        command = click.option(
+            f"--{name.replace('_', '-')}",
+            f"fault_{name}",
+            type=click.FloatRange(min=0),
+            default=None,
+            help=f"fault: {FAULT_HELP[name]}",
+        )(command)
+    return command
+
+
+# Options whose value, when given, overrides the scenario's (None: not given).
+_FLEET_OPTIONS = {
+    "terminals": "terminals",
+    "reports_per_terminal": "reports_per_terminal",
+    "duration": "duration_s",
+    "reports_per_hour": "reports_per_hour",
+    "device_prefix": "device_prefix",
+    "seed": "seed",
+    "timeout_s": "ack_timeout_s",
+    "attempts": "max_attempts",
+    "chunk_bytes": "chunk_bytes",
+    "connect_timeout_s": "connect_timeout_s",
+    "interval_s": "report_interval_s",
+    "drain_s": "drain_s",
+}
+
+
 @main.command()
 @click.option(
     "--broker",
@@ -37,10 +93,38 @@ def main() -> None:
     show_default=True,
     help="mqtt://HOST:PORT or mqtts://",
 )
-@click.option("--terminals", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--reports-per-terminal", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option(
-    "--device-prefix", default="sim", show_default=True, help="device ids are PREFIX-0001, ..."
+    "--scenario",
+    default=None,
+    help="a scenario: NAME in firmware_sim/scenarios/ or a TOML path (options given here win)",
+)
+@click.option("--terminals", type=click.IntRange(min=1), default=None, help="[default: 1]")
+@click.option(
+    "--reports-per-terminal",
+    type=click.IntRange(min=0),
+    default=None,
+    help="back to back, or at most this many on patrol [default: 1 without --duration]",
+)
+@click.option(
+    "--duration",
+    type=Duration(),
+    default=None,
+    help="patrol this long (90, 10m, 1h), reporting at --reports-per-hour",
+)
+@click.option(
+    "--reports-per-hour",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="per terminal, on patrol [default: 12]",
+)
+@click.option(
+    "--queue-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="the terminals' store-and-forward queues; kept across runs [default: temporary]",
+)
+@click.option(
+    "--device-prefix", default=None, help="device ids are PREFIX-0001, ... [default: sim]"
 )
 @click.option("--username", default=None)
 @click.option(
@@ -57,70 +141,53 @@ def main() -> None:
 @click.option(
     "--timeout-s",
     type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="silence after a report before publishing it again",
+    default=None,
+    help="silence after a report before publishing it again [default: 30]",
 )
 @click.option(
     "--attempts",
     type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="publications of a report before it counts as failed",
+    default=None,
+    help="publications of a report per try; the queue tries again later [default: 3]",
 )
-@click.option("--chunk-bytes", type=click.IntRange(1, 256 * 1024), default=65536, show_default=True)
-@click.option(
-    "--connect-timeout-s",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-)
+@click.option("--chunk-bytes", type=click.IntRange(1, 256 * 1024), default=None,
+              help="[default: 65536]")  # fmt: skip
+@click.option("--connect-timeout-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="[default: 10]")  # fmt: skip
 @click.option(
     "--interval-s",
     type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="pause between one terminal's reports",
+    default=None,
+    help="pause between one terminal's reports, back to back [default: 0]",
 )
+@click.option(
+    "--drain-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="after the last report, stop once nothing is answered this long [default: 60]",
+)
+@fault_options
 def run(
     broker: str,
-    terminals: int,
-    reports_per_terminal: int,
-    device_prefix: str,
+    scenario: str | None,
+    queue_dir: Path | None,
     username: str | None,
     password: str | None,
     json_path: Path | None,
-    seed: int | None,
-    timeout_s: float,
-    attempts: int,
-    chunk_bytes: int,
-    connect_timeout_s: float,
-    interval_s: float,
+    **options: Any,
 ) -> None:
-    """Run N terminals that each send K reports with a photo and a voice note."""
+    """Run N terminals: K reports each back to back, or on patrol for a duration, with
+    store and forward, verification tasks answered, and faults on demand."""
     try:
-        settings = FleetSettings(
-            broker=broker,
-            terminals=terminals,
-            reports_per_terminal=reports_per_terminal,
-            device_prefix=device_prefix,
-            username=username,
-            password=password,
-            seed=seed,
-            ack_timeout_s=timeout_s,
-            max_attempts=attempts,
-            chunk_bytes=chunk_bytes,
-            connect_timeout_s=connect_timeout_s,
-            report_interval_s=interval_s,
-        )
-    except ValueError as error:
+        settings = fleet_settings(broker, scenario, queue_dir, username, password, options)
+    except (ScenarioError, ValueError, TypeError) as error:
         raise click.UsageError(str(error)) from None
     printer = ProgressPrinter(sys.stderr)
     try:
         summary = run_fleet(settings, printer)
     except KeyboardInterrupt:
         printer.done()
-        click.echo("interrupted: no summary", err=True)
+        click.echo("interrupted: no summary (queued reports stay in --queue-dir)", err=True)
         sys.exit(130)
     printer.done()
     click.echo(format_summary(summary))
@@ -128,6 +195,35 @@ def run(
         record = {"settings": settings.public(), **summary.to_json()}
         json_path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
     sys.exit(0 if summary.all_accepted else 1)
+
+
+def fleet_settings(
+    broker: str,
+    scenario_name: str | None,
+    queue_dir: Path | None,
+    username: str | None,
+    password: str | None,
+    options: dict[str, Any],
+) -> FleetSettings:
+    """Defaults, then the scenario, then what the command line gave."""
+    chosen = scenario.load(scenario_name) if scenario_name else scenario.Scenario("none")
+    values: dict[str, Any] = dict(chosen.fleet)
+    for option, key in _FLEET_OPTIONS.items():
+        if options.get(option) is not None:
+            values[key] = options[option]
+    faults = chosen.faults.to_json()
+    faults.update(
+        {name: options[f"fault_{name}"] for name in Faults.names()
+         if options.get(f"fault_{name}") is not None}
+    )  # fmt: skip
+    return FleetSettings(
+        broker=broker,
+        username=username,
+        password=password,
+        queue_dir=queue_dir,
+        faults=Faults(**faults),
+        **values,
+    )
 
 
 @main.command()
@@ -327,7 +423,7 @@ def format_progress(p: Progress) -> str:
     p50 = f"{p.latency_p50_ms:.0f} ms" if p.latency_p50_ms is not None else "-"
     return (
         f"[{p.elapsed_s:6.1f}s] connected {p.connected}/{p.terminals}  sent {p.sent}/{p.planned}"
-        f"  accepted {p.accepted}  rejected {p.rejected}  failed {p.failed}"
+        f"  accepted {p.accepted}  rejected {p.rejected}  queued {p.queued}"
         f"  in flight {p.in_flight}  p50 {p50}"
     )
 
@@ -341,12 +437,21 @@ def format_summary(summary: Summary) -> str:
         f"reports       {summary.planned} planned, {summary.sent} sent",
         f"accepted      {summary.accepted}",
         f"rejected      {summary.rejected}",
+        f"queued        {summary.queued} (on disk, for the next run; {summary.retries} retries)",
         f"failed        {summary.failed}",
         f"latency (ms)  p50 {ms(summary.latency_p50_ms)}  p95 {ms(summary.latency_p95_ms)}"
         f"  max {ms(summary.latency_max_ms)}",
         f"duration      {summary.duration_s:.1f} s",
         f"seed          {summary.seed}",
     ]
+    if summary.tasks.get("received"):
+        lines.append(
+            f"tasks         {summary.tasks['received']} received,"
+            f" {summary.tasks['answered']} answered"
+        )
+    faults = {name: count for name, count in summary.faults.items() if count}
+    if faults:
+        lines.append("faults        " + ", ".join(f"{k} {v}" for k, v in faults.items()))
     problems = [o for o in summary.outcomes if o.status != "accepted"]
     for outcome in problems[:_SHOWN_PROBLEMS]:
         lines.append(

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from firmware_sim import nmea
-from firmware_sim.routes import EARTH_RADIUS_M, Road, scatter
+from firmware_sim.routes import EARTH_RADIUS_M, Road, Walk, scatter
 
 WALKING_MPS = 1.4
 
@@ -50,14 +50,10 @@ def patrol(
 ) -> Iterator[list[str]]:
     """The sentences of each epoch, `step_s` apart, forever: to the road's end and back."""
     rng = rng or random.Random()
-    length = max(road.length_m, 1.0)
-    travelled = 0.0
+    walk = Walk(road, speed_mps)
     n = 0
     while True:
-        lap = travelled % (2 * length)
-        along = lap if lap <= length else 2 * length - lap  # back the way it came
-        here = road.at(along)
-        ahead = road.at(min(length, along + 1.0) if lap <= length else max(0.0, along - 1.0))
+        here, ahead = walk.at(n * step_s)
         lat, lon = scatter(here, sigma_m, rng)
         yield nmea.epoch(
             start + timedelta(seconds=n * step_s),
@@ -70,7 +66,6 @@ def patrol(
             satellites=rng.randint(9, 16),
             hdop=round(rng.uniform(0.7, 1.4), 1),
         )
-        travelled += speed_mps * step_s
         n += 1
 
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import math
 import random
+import socket
 import ssl
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -140,6 +141,7 @@ class MqttLink:
         self._task: asyncio.Task[None] | None = None
         self.sessions = 0  # connections that got as far as subscribing
         self.last_error: str | None = None
+        self._offline_until = 0.0  # loop time before which it must not reconnect (a fault)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -168,6 +170,21 @@ class MqttLink:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    def drop(self, offline_s: float) -> bool:
+        """A fault: the connection dies as a radio link does (no DISCONNECT, so the broker
+        publishes the last will) and stays down for `offline_s`. False if it was down."""
+        self._offline_until = asyncio.get_running_loop().time() + offline_s
+        connection = self._connection
+        if connection is None:
+            return False
+        # aiomqtt offers no unclean close; its paho client's socket is the only handle.
+        sock = connection.client._client.socket()
+        if not isinstance(sock, socket.socket):
+            return False
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        return True
 
     # ---- traffic ------------------------------------------------------------------------
 
@@ -244,6 +261,9 @@ class MqttLink:
                 delay = self.settings.reconnect_min_s
             # Jitter, so a fleet that lost the broker together does not return together.
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            offline = self._offline_until - asyncio.get_running_loop().time()
+            if offline > 0:
+                await asyncio.sleep(offline)
             delay = min(delay * 2, self.settings.reconnect_max_s)
 
     def _client(self) -> aiomqtt.Client:

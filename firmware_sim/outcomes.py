@@ -10,13 +10,16 @@ from typing import Any, Literal
 from firmware_sim.downlink import Reason
 from firmware_sim.wire import MediaEntry
 
-OutcomeStatus = Literal["accepted", "rejected", "failed"]
+OutcomeStatus = Literal["accepted", "rejected", "failed", "queued"]
+FINAL: frozenset[OutcomeStatus] = frozenset({"accepted", "rejected"})
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One report's end: `accepted` (with a case number), `rejected` by the gateway (with
-    its reason), or `failed` (no final answer: the link or the gateway stayed silent)."""
+    """What became of a report: `accepted` (with a case number) or `rejected` by the
+    gateway (with its reason) are final; `failed` ends one try (silence, a dead link,
+    `server.retry_later`) and the report stays queued; `queued` is a report still on the
+    terminal's disk when the run ended, with the last try's reason."""
 
     report_id: str
     device_id: str
@@ -27,6 +30,7 @@ class Outcome:
     published: int = 0  # times the envelope went out (1, plus re-sends after silence)
     resends: int = 0  # rounds of chunks re-sent on `incomplete`
     media: tuple[MediaEntry, ...] = ()
+    task_id: str | None = None  # set on a verification report
 
     def to_json(self) -> dict[str, Any]:
         reason = self.reason
@@ -44,6 +48,7 @@ class Outcome:
             "published": self.published,
             "resends": self.resends,
             "media": [entry.to_json() for entry in self.media],
+            "task_id": self.task_id,
         }
 
 
@@ -56,7 +61,7 @@ class Progress:
     sent: int
     accepted: int
     rejected: int
-    failed: int
+    queued: int
     in_flight: int
     latency_p50_ms: float | None
 
@@ -66,27 +71,43 @@ class Tally:
     """Running counts, updated by the terminals (one event loop, so no locks)."""
 
     terminals: int
-    planned: int
+    planned: int = 0  # reports made, or found queued from a previous run
     connected: int = 0
-    sent: int = 0
     accepted: int = 0
     rejected: int = 0
-    failed: int = 0
+    retries: int = 0  # tries that ended without a final answer
     in_flight: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    _sent: set[str] = field(default_factory=set)
+
+    @property
+    def sent_ids(self) -> frozenset[str]:
+        return frozenset(self._sent)
+
+    @property
+    def sent(self) -> int:
+        """Reports whose envelope went out at least once."""
+        return len(self._sent)
+
+    @property
+    def queued(self) -> int:
+        """Reports waiting on the terminals' disks for a final answer (in flight included)."""
+        return self.planned - self.accepted - self.rejected
 
     def link_state(self, up: bool) -> None:
         self.connected += 1 if up else -1
 
+    def planned_one(self) -> None:
+        self.planned += 1
+
     def started(self) -> None:
         self.in_flight += 1
 
-    def first_sent(self) -> None:
-        self.sent += 1
+    def first_sent(self, report_id: str) -> None:
+        self._sent.add(report_id)
 
-    def finished(self, outcome: Outcome, *, was_started: bool = True) -> None:
-        if was_started:
-            self.in_flight -= 1
+    def finished(self, outcome: Outcome) -> None:
+        self.in_flight -= 1
         if outcome.status == "accepted":
             self.accepted += 1
             if outcome.latency_ms is not None:
@@ -94,7 +115,7 @@ class Tally:
         elif outcome.status == "rejected":
             self.rejected += 1
         else:
-            self.failed += 1
+            self.retries += 1
 
     def progress(self, elapsed_s: float) -> Progress:
         return Progress(
@@ -105,7 +126,7 @@ class Tally:
             sent=self.sent,
             accepted=self.accepted,
             rejected=self.rejected,
-            failed=self.failed,
+            queued=self.queued,
             in_flight=self.in_flight,
             latency_p50_ms=percentile(self.latencies_ms, 50),
         )
@@ -127,27 +148,42 @@ class Summary:
     sent: int
     accepted: int
     rejected: int
-    failed: int
+    queued: int  # still on a terminal's disk: the next run sends them
+    failed: int  # never made: the broker was unreachable from the start
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     latency_max_ms: float | None
     duration_s: float
     seed: int
     outcomes: tuple[Outcome, ...]
+    retries: int = 0
+    faults: dict[str, int] = field(default_factory=dict)  # what went wrong on purpose
+    tasks: dict[str, int] = field(default_factory=dict)  # received, answered
 
     @classmethod
     def of(
-        cls, terminals: int, planned: int, outcomes: Sequence[Outcome], duration_s: float, seed: int
+        cls,
+        terminals: int,
+        outcomes: Sequence[Outcome],
+        duration_s: float,
+        seed: int,
+        *,
+        sent_ids: frozenset[str] = frozenset(),
+        retries: int = 0,
+        faults: dict[str, int] | None = None,
+        tasks: dict[str, int] | None = None,
     ) -> Summary:
+        """The run's summary from every report's last outcome (one per report)."""
         latencies = [
             o.latency_ms for o in outcomes if o.status == "accepted" and o.latency_ms is not None
         ]
         return cls(
             terminals=terminals,
-            planned=planned,
-            sent=sum(1 for o in outcomes if o.published > 0),
+            planned=len(outcomes),
+            sent=sum(1 for o in outcomes if o.published > 0 or o.report_id in sent_ids),
             accepted=sum(1 for o in outcomes if o.status == "accepted"),
             rejected=sum(1 for o in outcomes if o.status == "rejected"),
+            queued=sum(1 for o in outcomes if o.status == "queued"),
             failed=sum(1 for o in outcomes if o.status == "failed"),
             latency_p50_ms=percentile(latencies, 50),
             latency_p95_ms=percentile(latencies, 95),
@@ -155,12 +191,15 @@ class Summary:
             duration_s=duration_s,
             seed=seed,
             outcomes=tuple(outcomes),
+            retries=retries,
+            faults=faults or {},
+            tasks=tasks or {},
         )
 
     @property
     def all_accepted(self) -> bool:
-        """Every planned report was accepted: the run's pass mark."""
-        return self.accepted == self.planned and len(self.outcomes) == self.planned
+        """Every report was accepted: the run's pass mark."""
+        return self.accepted == self.planned
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -169,7 +208,9 @@ class Summary:
             "sent": self.sent,
             "accepted": self.accepted,
             "rejected": self.rejected,
+            "queued": self.queued,
             "failed": self.failed,
+            "retries": self.retries,
             "latency_ms": {
                 "p50": self.latency_p50_ms,
                 "p95": self.latency_p95_ms,
@@ -178,5 +219,7 @@ class Summary:
             "duration_s": self.duration_s,
             "seed": self.seed,
             "all_accepted": self.all_accepted,
+            "faults": self.faults,
+            "tasks": self.tasks,
             "outcomes": [outcome.to_json() for outcome in self.outcomes],
         }

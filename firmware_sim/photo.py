@@ -35,8 +35,8 @@ class Capture:
     """What the camera knew when the shutter fired."""
 
     taken_at: datetime  # aware; written as local time with its offset
-    lat: float
-    lon: float
+    lat: float | None  # None: the phone had no position fix, so no GPS tags
+    lon: float | None
     unique_id: str  # 32 hex digits (EXIF ImageUniqueID)
     orientation: int = 1  # EXIF: 1 upright, 6 turned right, 3 upside down, 8 turned left
     alt_m: float | None = None
@@ -115,18 +115,19 @@ def exif_segment(capture: Capture, width: int, height: int) -> bytes:
     details[ExifTags.Base.ExifImageWidth] = width
     details[ExifTags.Base.ExifImageHeight] = height
     details[ExifTags.Base.ImageUniqueID] = capture.unique_id
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSVersionID] = b"\x02\x03\x00\x00"
-    gps[ExifTags.GPS.GPSLatitudeRef] = "N" if capture.lat >= 0 else "S"
-    gps[ExifTags.GPS.GPSLatitude] = _dms(capture.lat)
-    gps[ExifTags.GPS.GPSLongitudeRef] = "E" if capture.lon >= 0 else "W"
-    gps[ExifTags.GPS.GPSLongitude] = _dms(capture.lon)
-    if capture.alt_m is not None:
-        gps[ExifTags.GPS.GPSAltitudeRef] = b"\x00" if capture.alt_m >= 0 else b"\x01"
-        gps[ExifTags.GPS.GPSAltitude] = round(abs(capture.alt_m), 1)
-    gps[ExifTags.GPS.GPSTimeStamp] = (float(utc.hour), float(utc.minute), float(utc.second))
-    gps[ExifTags.GPS.GPSDateStamp] = utc.strftime("%Y:%m:%d")
-    gps[ExifTags.GPS.GPSMapDatum] = "WGS-84"
+    if capture.lat is not None and capture.lon is not None:
+        gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+        gps[ExifTags.GPS.GPSVersionID] = b"\x02\x03\x00\x00"
+        gps[ExifTags.GPS.GPSLatitudeRef] = "N" if capture.lat >= 0 else "S"
+        gps[ExifTags.GPS.GPSLatitude] = _dms(capture.lat)
+        gps[ExifTags.GPS.GPSLongitudeRef] = "E" if capture.lon >= 0 else "W"
+        gps[ExifTags.GPS.GPSLongitude] = _dms(capture.lon)
+        if capture.alt_m is not None:
+            gps[ExifTags.GPS.GPSAltitudeRef] = b"\x00" if capture.alt_m >= 0 else b"\x01"
+            gps[ExifTags.GPS.GPSAltitude] = round(abs(capture.alt_m), 1)
+        gps[ExifTags.GPS.GPSTimeStamp] = (float(utc.hour), float(utc.minute), float(utc.second))
+        gps[ExifTags.GPS.GPSDateStamp] = utc.strftime("%Y:%m:%d")
+        gps[ExifTags.GPS.GPSMapDatum] = "WGS-84"
     data = exif.tobytes()  # starts with b"Exif\0\0", as APP1 wants
     if len(data) > _MAX_SEGMENT:
         raise ValueError(f"EXIF of {len(data)} bytes does not fit one APP1 segment")

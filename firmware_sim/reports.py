@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from importlib.util import find_spec
 from pathlib import Path
 
+from firmware_sim.faults import FixFault
 from firmware_sim.media import MediaFile
 from firmware_sim.nmea import epoch
 from firmware_sim.photo import Capture, PhotoPool
@@ -29,6 +31,7 @@ SPOTS = (
     "小区出入口", "桥下", "菜场门口", "学校门口附近", "沿河步道",
 )  # fmt: skip
 COMPONENT_PROBLEMS = ("破损", "缺失", "松动", "倾斜", "污损", "被占压", "移位")
+_CASE_NO = re.compile(r"(?P<kind>[CE])(?P<code>[0-9]{4,5})[0-9]{8}[0-9]{6,}")
 TAILS = ("", "，请尽快处理", "，影响行人通行", "，已拍照", "，周边居民反映", "，存在安全隐患")
 
 
@@ -76,13 +79,14 @@ class PlannedReport:
     class_code: str
     description: str
     created_at: datetime  # aware, China time
-    fix: Fix
+    fix: Fix | None  # None: the receiver had no fix, only its void sentences
     fix_taken_at: datetime
-    road: str
+    at: tuple[float, float]  # where the inspector truly stood
     nmea: tuple[str, ...] | None
     orientation: int
     photo_index: int
     voice: bool
+    task_id: str | None = None  # a verification report answers this task
 
 
 @dataclass
@@ -101,32 +105,100 @@ class ReportPlanner:
             kind: [c for c in self.codes if c.kind == kind] for kind in ("event", "component")
         }
 
-    def next(self, now: datetime) -> PlannedReport:
+    def next(
+        self,
+        now: datetime,
+        *,
+        road: Road | None = None,
+        at: tuple[float, float] | None = None,
+        clock_skew_s: float = 0.0,
+        fix_fault: FixFault | None = None,
+    ) -> PlannedReport:
+        """A new problem report. `road` and `at` (the truth) place it where the inspector
+        stands; otherwise somewhere on a random road. The terminal's clock, and so the
+        report's `created_at`, is `clock_skew_s` off; the receiver's time never is."""
         rng = self.rng
         kind = "event" if rng.random() < self.events_share else "component"
         pool = self._by_kind[kind] or self.codes
         code = rng.choice(pool)
-        created_at = now.astimezone(CHINA_TIME).replace(microsecond=0)
-        fix_taken_at = created_at - timedelta(seconds=rng.randint(2, 40))
-        road = rng.choice(self.roads)
-        fix = self._fix(road, fix_taken_at)
-        nmea = None
-        if rng.random() < self.nmea_share:
-            nmea = tuple(epoch(fix_taken_at.astimezone(UTC), fix.lat, fix.lon, hdop=0.8))
-        return PlannedReport(
-            report_id=str(uuid.uuid4()),
+        road = road or rng.choice(self.roads)
+        return self._plan(
             kind=code.kind,
             class_code=code.code,
             description=self._describe(code, road.road_zh),
+            now=now,
+            road=road,
+            at=at,
+            clock_skew_s=clock_skew_s,
+            fix_fault=fix_fault,
+        )
+
+    def verification(
+        self,
+        now: datetime,
+        case_no: str,
+        task_id: str,
+        at: tuple[float, float],
+        *,
+        clock_skew_s: float = 0.0,
+    ) -> PlannedReport:
+        """The photo of a handled problem, answering a verification task on the spot."""
+        kind, class_code = class_of_case(case_no) or (self.codes[0].kind, self.codes[0].code)
+        description = f"核查：案件{case_no}已处置完毕，现场已恢复{self.rng.choice(TAILS)}"
+        return self._plan(
+            kind=kind,
+            class_code=class_code,
+            description=description,
+            now=now,
+            at=at,
+            clock_skew_s=clock_skew_s,
+            task_id=task_id,
+            voice=False,
+        )
+
+    def _plan(
+        self,
+        *,
+        kind: ReportKind,
+        class_code: str,
+        description: str,
+        now: datetime,
+        road: Road | None = None,
+        at: tuple[float, float] | None = None,
+        clock_skew_s: float = 0.0,
+        fix_fault: FixFault | None = None,
+        task_id: str | None = None,
+        voice: bool | None = None,
+    ) -> PlannedReport:
+        rng = self.rng
+        true_now = now.astimezone(CHINA_TIME).replace(microsecond=0)
+        created_at = true_now + timedelta(seconds=round(clock_skew_s))
+        fix_taken_at = true_now - timedelta(seconds=rng.randint(2, 40))
+        if at is None:
+            road = road or rng.choice(self.roads)
+            at = road.at(rng.uniform(0, road.length_m))
+        fix: Fix | None = self._fix(at, fix_taken_at, wild=fix_fault == "wild")
+        nmea = None
+        if fix_fault == "void":  # no position: the receiver's sentences say so, nothing else
+            fix = None
+            nmea = tuple(epoch(fix_taken_at.astimezone(UTC), at[0], at[1], valid=False))
+        elif fix is not None and rng.random() < self.nmea_share:
+            nmea = tuple(epoch(fix_taken_at.astimezone(UTC), fix.lat, fix.lon, hdop=0.8))
+        return PlannedReport(
+            report_id=str(uuid.uuid4()),
+            kind=kind,
+            class_code=class_code,
+            description=description,
             created_at=created_at,
             fix=fix,
             fix_taken_at=fix_taken_at,
-            road=road.road_zh,
+            at=at,
             nmea=nmea,
             # Mostly held upright in landscape; sometimes portrait or upside down.
             orientation=rng.choices((1, 6, 8, 3), weights=(70, 20, 6, 4))[0],
             photo_index=rng.randrange(1 << 16),
-            voice=rng.random() < self.voice_share,
+            voice=rng.random() < self.voice_share if voice is None else voice,
+            task_id=task_id,
         )
 
     def _describe(self, code: ClassCode, road: str) -> str:
@@ -134,17 +206,26 @@ class ReportPlanner:
         problem = rng.choice(COMPONENT_PROBLEMS) if code.kind == "component" else ""
         return f"{road}{rng.choice(SPOTS)}{code.name}{problem}{rng.choice(TAILS)}"
 
-    def _fix(self, road: Road, taken_at: datetime) -> Fix:
-        """A point somewhere along a patrol road, as a phone's receiver reads it."""
+    def _fix(self, truth: tuple[float, float], taken_at: datetime, *, wild: bool) -> Fix:
+        """The receiver's reading of `truth`; a wild one lands hundreds of km away."""
         rng = self.rng
-        truth = road.at(rng.uniform(0, road.length_m))
         lat, lon = scatter(truth, self.gnss_sigma_m, rng)
+        if wild:
+            lat, lon = scatter(truth, rng.uniform(200_000, 900_000), rng)
         return Fix(
             lat=round(lat, 6),
             lon=round(lon, 6),
             accuracy_m=round(rng.uniform(3.0, 15.0), 1),
             time=taken_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
+
+
+def class_of_case(case_no: str) -> tuple[ReportKind, str] | None:
+    """The kind and class code a case number carries (`E0102` + date + serial), if any."""
+    match = _CASE_NO.fullmatch(case_no)
+    if match is None:
+        return None
+    return ("component" if match["kind"] == "C" else "event"), match["code"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +248,8 @@ def compose(
     photo_id = str(uuid.uuid4())
     capture = Capture(
         taken_at=plan.created_at - timedelta(seconds=rng.randint(1, 30)),
-        lat=plan.fix.lat,
-        lon=plan.fix.lon,
+        lat=plan.fix.lat if plan.fix else None,
+        lon=plan.fix.lon if plan.fix else None,
         unique_id=uuid.UUID(photo_id).hex,
         orientation=plan.orientation,
         alt_m=round(rng.uniform(3.0, 9.0), 1),  # Nantong lies a few metres above sea level
@@ -190,5 +271,6 @@ def compose(
         fix=plan.fix,
         nmea=plan.nmea,
         media=entries,
+        task_id=plan.task_id,
     )
     return ComposedReport(envelope, files)

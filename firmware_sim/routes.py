@@ -25,18 +25,35 @@ class Road:
 
     @property
     def length_m(self) -> float:
-        return sum(_metres(a, b) for a, b in zip(self.points, self.points[1:], strict=False))
+        return sum(metres(a, b) for a, b in zip(self.points, self.points[1:], strict=False))
 
     def at(self, distance_m: float) -> tuple[float, float]:
         """The point `distance_m` along the road (clamped to its ends)."""
         remaining = max(0.0, distance_m)
         for a, b in zip(self.points, self.points[1:], strict=False):
-            step = _metres(a, b)
+            step = metres(a, b)
             if remaining <= step and step > 0:
                 share = remaining / step
                 return a[0] + (b[0] - a[0]) * share, a[1] + (b[1] - a[1]) * share
             remaining -= step
         return self.points[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Walk:
+    """Someone patrolling a road at a steady pace: to its end, then back, over and over."""
+
+    road: Road
+    speed_mps: float
+
+    def at(self, elapsed_s: float) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Where the walker is after `elapsed_s`, and a point 1 m further on (the heading)."""
+        length = max(self.road.length_m, 1.0)
+        lap = (self.speed_mps * elapsed_s) % (2 * length)
+        outward = lap <= length
+        along = lap if outward else 2 * length - lap  # back the way it came
+        ahead = min(length, along + 1.0) if outward else max(0.0, along - 1.0)
+        return self.road.at(along), self.road.at(ahead)
 
 
 def default_segments_file() -> Path:
@@ -74,7 +91,7 @@ def scatter(point: tuple[float, float], sigma_m: float, rng: random.Random) -> t
     return lat, lon
 
 
-def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
     north = math.radians(b[0] - a[0]) * EARTH_RADIUS_M
     east = math.radians(b[1] - a[1]) * EARTH_RADIUS_M * math.cos(math.radians((a[0] + b[0]) / 2))
     return math.hypot(north, east)

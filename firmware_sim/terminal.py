@@ -3,11 +3,17 @@
 Per report: every chunk of every media file first, then the envelope, then wait.
   accepted     done; latency runs from the first publish to this ack
   incomplete   re-send exactly the chunks listed in `missing`, keep waiting
-  rejected     done, with the gateway's reason
+  rejected     done, with the gateway's reason; but `server.retry_later` means the
+               gateway is full for now: `failed`, so the report stays queued
   silence      re-publish the same envelope (the gateway answers where it stands),
                up to `max_attempts` publications, then give up as `failed`
 An error notice about the envelope ends the report (re-sending it cannot help); one
 about a chunk is noted and the wait goes on (the gateway will list what is missing).
+`failed` is not the end of a report: its queue (queue.py) sends it again later.
+
+With `FaultDice`, the first upload goes out as the dice say (chunks lost, garbled,
+doubled, shuffled; the envelope doubled; a junk envelope beside it). What the gateway
+asks for again always goes out clean, as real firmware re-reads its file.
 
 The terminal knows nothing of MQTT: it publishes through `Uplinks` and is fed
 downlinks through `on_downlink`, so tests drive it with a fake link.
@@ -30,6 +36,7 @@ from firmware_sim.downlink import (
     TerminalConfig,
     parse_downlink,
 )
+from firmware_sim.faults import FaultDice
 from firmware_sim.link import LinkError, Uplinks, UplinkSource
 from firmware_sim.media import MediaFile
 from firmware_sim.outcomes import Outcome, OutcomeStatus, Tally
@@ -45,6 +52,7 @@ class TerminalSettings:
 
 
 _Answer = Ack | ErrorNotice
+RETRY_LATER = "server.retry_later"  # the gateway is full: keep the report, send it later
 
 
 class Terminal:
@@ -55,12 +63,16 @@ class Terminal:
         settings: TerminalSettings | None = None,
         tally: Tally | None = None,
         clock: Callable[[], float] = time.monotonic,
+        faults: FaultDice | None = None,
+        on_task: Callable[[Task], None] | None = None,
     ) -> None:
         self.device_id = wire.check_device_id(device_id)
         self.uplinks = uplinks
         self.settings = settings or TerminalSettings()
         self.tally = tally
         self.clock = clock
+        self.faults = faults
+        self.on_task = on_task
         self._waiting: dict[str, asyncio.Queue[_Answer]] = {}  # report id -> its answers
         self._owner: dict[str, str] = {}  # media id -> report id, for error notices
         self.config: TerminalConfig | None = None
@@ -68,6 +80,8 @@ class Terminal:
         self.notices: list[ErrorNotice] = []  # error notices about no report of ours
         self.malformed: list[Malformed] = []
         self.strays = 0  # acks for reports no longer (or never) waited for
+        self.junk_pending = 0  # junk envelopes sent on purpose, not yet answered
+        self.junk_answered = 0
 
     @property
     def chunk_bytes(self) -> int:
@@ -92,12 +106,20 @@ class Terminal:
             self._route_notice(message)
         elif isinstance(message, Task):
             self.tasks.append(message)
+            if self.on_task is not None:
+                self.on_task(message)
         else:
             self.config = message
 
     def _route_notice(self, notice: ErrorNotice) -> None:
         if notice.media_id is not None and notice.media_id.lower() in self._owner:
             targets = [self._owner[notice.media_id.lower()]]
+        elif notice.topic == wire.report_topic(self.device_id) and self.junk_pending:
+            # The answer to junk we sent on purpose (it is published before the real
+            # envelope, so its notice comes first).
+            self.junk_pending -= 1
+            self.junk_answered += 1
+            return
         elif notice.topic == wire.report_topic(self.device_id):
             # An envelope the gateway could not tie to a report id: it is one of ours in
             # flight, and with one report at a time, the one.
@@ -111,8 +133,16 @@ class Terminal:
 
     # ---- one report ---------------------------------------------------------------------
 
-    async def submit(self, report: ComposedReport) -> Outcome:
-        """Upload one report and follow it to its outcome."""
+    async def submit(
+        self,
+        report: ComposedReport,
+        *,
+        resume: bool = False,
+        on_uploaded: Callable[[], None] | None = None,
+    ) -> Outcome:
+        """Upload one report and follow it to its outcome. `resume`: every chunk went out
+        before (a previous run); send the envelope and then only what the gateway lacks.
+        `on_uploaded` is called once every chunk has gone out."""
         report_id = report.envelope.report_id.lower()
         answers: asyncio.Queue[_Answer] = asyncio.Queue()
         self._waiting[report_id] = answers
@@ -120,9 +150,13 @@ class Terminal:
             self._owner[entry.media_id.lower()] = report_id
         if self.tally:
             self.tally.started()
-        run = _Run(self, report, answers)
+        run = _Run(self, report, answers, uploaded=resume, on_uploaded=on_uploaded)
         try:
             outcome = await run.follow()
+        except asyncio.CancelledError:  # the run ended under it: the report stays queued
+            if self.tally:
+                self.tally.in_flight -= 1
+            raise
         finally:
             del self._waiting[report_id]
             for entry in report.envelope.media:
@@ -144,6 +178,20 @@ class Terminal:
                 if 0 <= seq < entry.chunk_count:  # the gateway's list, checked: never trust blindly
                     yield _chunk_source(self.device_id, entry, file, seq)
 
+    def first_upload(self, report: ComposedReport) -> Iterator[UplinkSource]:
+        """A report's first upload: every chunk, or as the fault dice have it."""
+        if self.faults is None:
+            yield from self.chunks(report)
+            return
+        entries = {entry.media_id: entry for entry in report.envelope.media}
+        for send in self.faults.first_upload(report.envelope.media):
+            entry, file = entries[send.media_id], report.files[send.media_id]
+            source = _chunk_source(self.device_id, entry, file, send.seq)
+            if send.garbled:
+                source = _garbled(source, self.faults)
+            for _ in range(send.copies):
+                yield source
+
 
 def _chunk_source(
     device_id: str, entry: wire.MediaEntry, file: MediaFile, seq: int
@@ -153,11 +201,29 @@ def _chunk_source(
     )
 
 
+def _garbled(source: UplinkSource, dice: FaultDice) -> UplinkSource:
+    def build() -> wire.Uplink:
+        clean = source()
+        return wire.Uplink(clean.topic, dice.garble(clean.payload), clean.retain)
+
+    return build
+
+
 class _Run:
     """The state of one report's upload, from first chunk to outcome."""
 
-    def __init__(self, terminal: Terminal, report: ComposedReport, answers: asyncio.Queue[_Answer]):
+    def __init__(
+        self,
+        terminal: Terminal,
+        report: ComposedReport,
+        answers: asyncio.Queue[_Answer],
+        *,
+        uploaded: bool = False,
+        on_uploaded: Callable[[], None] | None = None,
+    ) -> None:
         self.terminal = terminal
+        self.uploaded = uploaded
+        self.on_uploaded = on_uploaded
         self.report = report
         self.answers = answers
         self.settings = terminal.settings
@@ -169,24 +235,38 @@ class _Run:
         self.problem: Reason | None = None
 
     async def follow(self) -> Outcome:
-        uploaded = False
+        terminal = self.terminal
         while self.attempts < self.settings.max_attempts:
             self.attempts += 1
             try:
-                if not uploaded:
-                    await self.terminal.uplinks.publish_all(self.terminal.chunks(self.report))
-                    uploaded = True
-                await self.terminal.uplinks.publish(self.envelope)
+                if not self.uploaded:
+                    await terminal.uplinks.publish_all(terminal.first_upload(self.report))
+                    self.uploaded = True
+                    if self.on_uploaded is not None:
+                        self.on_uploaded()
+                await self._publish_envelope()
             except LinkError as error:
                 self.problem = Reason("link.down", str(error))
                 continue
             self.published += 1
-            if self.published == 1 and self.terminal.tally:
-                self.terminal.tally.first_sent()
+            if self.published == 1 and terminal.tally:
+                terminal.tally.first_sent(self.report.envelope.report_id)
             outcome = await self._await_answer()
             if outcome is not None:
                 return outcome
         return self._end("failed", reason=self.problem)
+
+    async def _publish_envelope(self) -> None:
+        terminal, dice = self.terminal, self.terminal.faults
+        if dice is None:
+            await terminal.uplinks.publish(self.envelope)
+            return
+        junk = dice.junk_envelope(self.report.envelope.report_id)
+        if junk is not None:
+            terminal.junk_pending += 1
+            await terminal.uplinks.publish(wire.Uplink(self.envelope.topic, junk))
+        for _ in range(dice.envelope_copies()):
+            await terminal.uplinks.publish(self.envelope)
 
     async def _await_answer(self) -> Outcome | None:
         """Wait for a final answer; None means silence, so publish the envelope again."""
@@ -208,6 +288,8 @@ class _Run:
                 latency_ms = round((self.terminal.clock() - self.started) * 1000, 1)
                 return self._end("accepted", case_no=answer.case_no, latency_ms=latency_ms)
             if answer.status == "rejected":
+                if answer.reason is not None and answer.reason.code == RETRY_LATER:
+                    return self._end("failed", reason=answer.reason)
                 return self._end("rejected", reason=answer.reason)
             if not answer.missing:  # incomplete, nothing missing: in hand, `accepted` follows
                 deadline = self.terminal.clock() + timeout
@@ -247,4 +329,5 @@ class _Run:
             published=self.published,
             resends=self.resends,
             media=self.report.envelope.media,
+            task_id=self.report.envelope.task_id,
         )

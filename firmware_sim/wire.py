@@ -73,6 +73,15 @@ class Fix:
             }
         )
 
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Fix:
+        return cls(
+            lat=body["lat"], lon=body["lon"], accuracy_m=body.get("accuracy_m"),
+            time=body.get("time"), alt_m=body.get("alt_m"), speed_mps=body.get("speed_mps"),
+            course_deg=body.get("course_deg"), hdop=body.get("hdop"),
+            satellites=body.get("satellites"), mode=body.get("mode"),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class MediaEntry:
@@ -98,6 +107,13 @@ class MediaEntry:
             "sha256": self.sha256,
             "chunk_bytes": self.chunk_bytes,
         }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> MediaEntry:
+        return cls(
+            body["media_id"], body["kind"], body["mime"], body["bytes"], body["sha256"],
+            body["chunk_bytes"],
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +149,27 @@ class ReportEnvelope:
             "media": [entry.to_json() for entry in self.media] or None,
         }
         return _without_none(body)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ReportEnvelope:
+        """Read back what `to_json` wrote (a terminal's own queue, a capture)."""
+        if body.get("v") != ENVELOPE_VERSION:
+            raise WireError(f"envelope version {body.get('v')!r} is not {ENVELOPE_VERSION}")
+        fix, nmea = body.get("fix"), body.get("nmea")
+        return cls(
+            report_id=body["report_id"],
+            created_at=body["created_at"],
+            kind=body["kind"],
+            class_code=body["class_code"],
+            description=body["description"],
+            inspector_id=body["inspector_id"],
+            fix=Fix.from_json(fix) if fix is not None else None,
+            nmea=tuple(nmea) if nmea is not None else None,
+            media=tuple(MediaEntry.from_json(entry) for entry in body.get("media", ())),
+            object_code=body.get("object_code"),
+            device_id=body.get("device_id"),
+            task_id=body.get("task_id"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

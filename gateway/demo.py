@@ -56,7 +56,7 @@ def report(summary: Summary, gateway: GatewayProcess, broker: Mosquitto) -> None
     print(
         f"""
 cgt-gateway demo: {summary.terminals} terminals, {summary.planned} reports
-  accepted {summary.accepted}, rejected {summary.rejected}, failed {summary.failed}
+  accepted {summary.accepted}, rejected {summary.rejected}, not answered {summary.queued}
   latency from first chunk to `accepted`: p50 {ms(summary.latency_p50_ms)}, \
 p95 {ms(summary.latency_p95_ms)}, max {ms(summary.latency_max_ms)}
   cases registered        {cases}

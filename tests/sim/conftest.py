@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,31 +40,35 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    from gateway.app import Gateway  # noqa: PLC0415 - only the integration tests need the gateway
-    from gateway.broker import Mosquitto  # noqa: PLC0415
-    from gateway.config import load_config  # noqa: PLC0415
+    from gateway.broker import Mosquitto  # noqa: PLC0415 - only the integration tests need it
 
     broker = Mosquitto(tmp_path / "broker").start()
     try:
-        config = load_config(
-            None,
-            {
-                "data_dir": str(tmp_path / "gw"),
-                "mqtt.broker": broker.url,
-                "pipeline.mode": "thread",
-            },
-        )
-        with (tmp_path / "gateway.log").open("w", encoding="utf-8") as log_file:
-            gateway = Gateway(config, file_logger(log_file))
-            gateway.start()
-            try:
-                # Uplinks published before the gateway subscribed would reach nobody.
-                assert gateway.link.wait_connected(10), "the gateway did not connect"
-                yield Stack(broker.url, config.objects_dir)
-            finally:
-                gateway.stop()
+        with running_gateway(broker.url, tmp_path) as objects_dir:
+            yield Stack(broker.url, objects_dir)
     finally:
         broker.stop()
+
+
+@contextlib.contextmanager
+def running_gateway(broker_url: str, tmp_path: Path) -> Iterator[Path]:
+    """The real gateway on embedded defaults, in this process; yields its objects dir."""
+    from gateway.app import Gateway  # noqa: PLC0415 - only the integration tests need the gateway
+    from gateway.config import load_config  # noqa: PLC0415
+
+    config = load_config(
+        None,
+        {"data_dir": str(tmp_path / "gw"), "mqtt.broker": broker_url, "pipeline.mode": "thread"},
+    )
+    with (tmp_path / "gateway.log").open("a", encoding="utf-8") as log_file:
+        gateway = Gateway(config, file_logger(log_file))
+        gateway.start()
+        try:
+            # Uplinks published before the gateway subscribed would reach nobody.
+            assert gateway.link.wait_connected(10), "the gateway did not connect"
+            yield config.objects_dir
+        finally:
+            gateway.stop()
 
 
 def file_logger(stream: TextIO) -> FilteringBoundLogger:

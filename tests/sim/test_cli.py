@@ -81,7 +81,7 @@ def test_summary_lists_what_was_not_accepted() -> None:
         Outcome("r1", "sim-0001", "accepted", case_no="E1", latency_ms=100.0, published=1),
         Outcome("r2", "sim-0001", "rejected", reason=Reason("class.unknown", "no such class")),
     ]
-    summary = Summary.of(1, 2, outcomes, 1.25, seed=9)
+    summary = Summary.of(1, outcomes, 1.25, seed=9)
     text = format_summary(summary)
     assert "rejected      1" in text
     assert "rejected sim-0001 r2  class.unknown: no such class" in text

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from firmware_sim import wire
+from firmware_sim.faults import FaultDice, Faults
 from firmware_sim.link import LinkError, UplinkSource
 from firmware_sim.outcomes import Outcome, Tally
 from firmware_sim.reports import (
@@ -152,7 +153,7 @@ def test_gives_up_after_max_attempts(report: ComposedReport) -> None:
     assert outcome.reason is not None
     assert outcome.reason.code == "ack.timeout"
     assert (outcome.published, len(link.envelopes())) == (3, 3)
-    assert (tally.sent, tally.failed, tally.in_flight) == (1, 1, 0)
+    assert (tally.sent, tally.retries, tally.in_flight) == (1, 1, 0)
 
 
 def test_rejected_is_final(report: ComposedReport) -> None:
@@ -239,7 +240,7 @@ def test_a_dead_link_fails_the_report_without_counting_it_sent(report: ComposedR
     assert outcome.status == "failed"
     assert outcome.reason is not None
     assert outcome.reason.code == "link.down"
-    assert (outcome.published, tally.sent, tally.failed) == (0, 0, 1)
+    assert (outcome.published, tally.sent, tally.retries) == (0, 0, 1)
 
 
 def test_downlinks_outside_any_report() -> None:
@@ -263,3 +264,111 @@ def test_downlinks_outside_any_report() -> None:
     assert terminal.chunk_bytes == 32768  # the gateway's config wins over the default
     answer(terminal, "config", chunk_bytes=10**9, photo_max_px=4000)
     assert terminal.chunk_bytes == CHUNK  # beyond wire-v1's chunk limit: ignored
+
+
+# ---- store and forward, and faults on demand ---------------------------------------------
+
+
+def test_a_resumed_report_sends_the_envelope_then_only_what_is_missing(
+    report: ComposedReport,
+) -> None:
+    terminal, link, _ = make()
+    photo = report.envelope.media[0]
+    report_id = report.envelope.report_id
+
+    def gateway(message: Uplink) -> None:
+        if message.topic.endswith("/report"):
+            missing = {photo.media_id: [2]}
+            answer(terminal, "ack", report_id=report_id, status="incomplete", missing=missing)
+        else:
+            answer(terminal, "ack", report_id=report_id, status="accepted", case_no="E7")
+
+    link.script = gateway
+    outcome = asyncio.run(terminal.submit(report, resume=True))
+    assert (outcome.status, outcome.case_no) == ("accepted", "E7")
+    assert link.chunks() == [(photo.media_id, 2)]
+    assert link.sent[0].topic.endswith("/report")
+
+
+def test_the_uploaded_mark_comes_once_every_chunk_went_out(report: ComposedReport) -> None:
+    terminal, link, _ = make()
+    marks: list[int] = []
+
+    def gateway(message: Uplink) -> None:
+        if message.topic.endswith("/report"):
+            answer(terminal, "ack", report_id=report.envelope.report_id, status="accepted",
+                   case_no="E1")  # fmt: skip
+
+    link.script = gateway
+    asyncio.run(terminal.submit(report, on_uploaded=lambda: marks.append(len(link.chunks()))))
+    assert marks == [len(all_chunks(report))]
+
+
+def test_retry_later_keeps_the_report_for_another_try(report: ComposedReport) -> None:
+    terminal, link, tally = make()
+    reason = {"code": "server.retry_later", "message": "the spool is full"}
+
+    def gateway(message: Uplink) -> None:
+        if message.topic.endswith("/report"):
+            answer(terminal, "ack", report_id=report.envelope.report_id, status="rejected",
+                   reason=reason)  # fmt: skip
+
+    link.script = gateway
+    outcome = submit(terminal, report)
+    assert outcome.status == "failed"
+    assert outcome.reason is not None
+    assert outcome.reason.code == "server.retry_later"
+    assert (tally.rejected, tally.retries) == (0, 1)
+
+
+def test_faults_spoil_only_the_first_upload_and_junk_does_not_end_the_report(
+    report: ComposedReport,
+) -> None:
+    faults = Faults(chunk_loss=0.3, chunk_corrupt=0.3, duplicate_publish=0.5, malformed_envelope=1)
+    dice = FaultDice(faults, random.Random(11))
+    link = FakeLink()
+    terminal = Terminal(DEVICE, link, TerminalSettings(CHUNK, 30.0, 3, 5), Tally(1), faults=dice)
+    report_id = report.envelope.report_id
+    clean = {
+        (e.media_id, seq): report.files[e.media_id].chunk(seq, CHUNK)
+        for e in report.envelope.media
+        for seq in range(e.chunk_count)
+    }
+    asked: list[tuple[str, int]] = []
+    resent_from = 0
+
+    def gateway(message: Uplink) -> None:
+        nonlocal resent_from
+        topic = message.topic
+        if (
+            topic.endswith("/report")
+            and message.payload != wire.report_message(DEVICE, report.envelope).payload
+        ):  # junk: an error notice, tied to no report
+            reason = {"code": "envelope.invalid", "message": "not an envelope"}
+            answer(terminal, "error", topic=topic, reason=reason)
+        elif topic.endswith("/report") and not asked:  # the gateway checks what it got
+            received: dict[tuple[str, int], bytes] = {}
+            for sent in link.sent:
+                parts = sent.topic.split("/")
+                if parts[3] == "media":
+                    received.setdefault((parts[4], int(parts[5])), sent.payload)
+            asked.extend(key for key, data in clean.items() if received.get(key) != data)
+            missing: dict[str, list[int]] = {}
+            for media_id, seq in asked:
+                missing.setdefault(media_id, []).append(seq)
+            resent_from = len(link.sent)
+            answer(terminal, "ack", report_id=report_id, status="incomplete", missing=missing)
+        elif asked and len(link.sent) - resent_from == len(asked):
+            answer(terminal, "ack", report_id=report_id, status="accepted", case_no="E9")
+
+    link.script = gateway
+    outcome = asyncio.run(terminal.submit(report))
+
+    assert outcome.status == "accepted"
+    assert asked, "the faults spoilt nothing with this seed"
+    assert dice.counts.chunks_lost + dice.counts.chunks_garbled > 0
+    for message in link.sent[resent_from:]:  # what was asked for again went out clean
+        parts = message.topic.split("/")
+        assert message.payload == clean[(parts[4], int(parts[5]))]
+    assert (terminal.junk_pending, terminal.junk_answered) == (0, 1)
+    assert dice.counts.junk_envelopes == 1
