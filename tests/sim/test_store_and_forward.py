@@ -10,6 +10,7 @@ import pytest
 from firmware_sim import scenario
 from firmware_sim.faults import Faults
 from firmware_sim.fleet import FleetSettings, run_fleet
+from firmware_sim.outcomes import Summary
 from tests.sim.conftest import SMALL_PHOTO, Stack, running_gateway
 
 pytestmark = pytest.mark.integration
@@ -75,3 +76,45 @@ def test_every_fault_knob_on_and_still_every_report_accepted(stack: Stack) -> No
     # The gateway answered every junk envelope with an error notice.
     assert counts["junk_answered"] == counts["junk_envelopes"]
     assert len({o.case_no for o in summary.outcomes}) == 18
+
+
+def test_a_link_drop_fires_the_will_and_the_terminal_comes_back(stack: Stack) -> None:
+    import asyncio  # noqa: PLC0415
+
+    import aiomqtt  # noqa: PLC0415
+
+    from firmware_sim.fleet import run_fleet_async  # noqa: PLC0415
+    from firmware_sim.link import BrokerUrl  # noqa: PLC0415
+
+    settings = FleetSettings(
+        broker=stack.broker_url, terminals=1, duration_s=8, reports_per_hour=900, seed=8,
+        photo_size=SMALL_PHOTO, photo_pool=1, ack_timeout_s=2.0, drain_s=30,
+        faults=Faults(link_drops_per_hour=1800, offline_min_s=0.5, offline_max_s=1.0),
+    )  # fmt: skip
+    url = BrokerUrl.parse(stack.broker_url)
+
+    async def watch_and_run() -> tuple[list[bool], Summary]:
+        seen: list[bool] = []
+        async with aiomqtt.Client(url.host, url.port, identifier="status-watcher") as client:
+            await client.subscribe(f"cgt/v1/{settings.device_id(0)}/status", qos=1)
+
+            async def collect() -> None:
+                async for message in client.messages:
+                    seen.append(orjson.loads(bytes(message.payload))["online"])
+
+            collector = asyncio.create_task(collect())
+            summary = await run_fleet_async(settings)
+            await asyncio.sleep(0.5)
+            collector.cancel()
+        return seen, summary
+
+    seen, summary = asyncio.run(watch_and_run())
+    drops = summary.faults["link_drops"]
+    assert drops >= 1
+    assert summary.all_accepted, summary.outcomes
+    # Online; for each drop the broker's will (offline), then online again; at the end
+    # the farewell (or, if the link was down then, the last drop's will).
+    assert seen[0] is True
+    assert seen[-1] is False
+    assert seen.count(False) >= drops
+    assert seen.count(True) >= drops
