@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps demo test lint typecheck unit bench clean
+.PHONY: setup system-deps demo test lint typecheck unit bench soak clean
 
 setup: system-deps $(STAMP)
 
@@ -37,6 +37,13 @@ unit: $(STAMP)
 bench: setup
 	@tools/system-deps.sh --bench
 	$(BIN)/python -m bench
+
+# The soak (docs/operations.md, "Soak"): 200 terminals, gateway SIGKILLs, a broker restart.
+SOAK_DURATION ?= 600
+SOAK_ARGS ?=
+
+soak: setup
+	$(BIN)/python tools/soak.py --duration $(SOAK_DURATION) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,413 @@
+"""The soak: a fleet of terminals with their faults on, a gateway killed at random, a
+broker restarted once; then every report checked against the stores.
+
+    .venv/bin/python tools/soak.py [--duration 600] [--terminals 200] [--seed N]
+        [--kill-every 15:45] [--production] [--keep] [--work-dir DIR]
+
+A Mosquitto of its own (the project's config, persistence on, a free port), the gateway
+(`gateway run`, embedded sinks in a fresh data directory; with --production a throwaway
+PostgreSQL and moto's S3 server) and `firmware-sim run` as a subprocess. While the
+simulator runs, the gateway's process group gets SIGKILL every 15-45 s (seeded) and is
+started again; the broker is stopped and started on the same port and persistence
+directory once, mid-run. When the simulator is done the gateway is given time to finish
+what it owes (its outbox drained), is stopped, and `soak_check` compares what the
+terminals were told with the registry and the object store.
+
+Progress goes to stderr as `soak t=SECONDS event=NAME key=value ...` lines; the summary
+and the checker's `lost=N duplicated=N` to stdout. Exit code 0 only if both are 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from types import FrameType
+
+import orjson
+from soak_check import Verdict, local_digests, render, run_check, s3_digests
+from soak_stack import (
+    Backlog,
+    Gateway,
+    ProductionSinks,
+    SimPlan,
+    backlog,
+    cases_registered,
+    die_with_parent,
+    simulator_command,
+)
+
+from gateway.broker import Mosquitto
+
+PROGRESS_EVERY_S = 10.0
+BROKER_DOWN_S = 2.0  # long enough that every client notices and reconnects
+SIM_GRACE_S = 900.0  # after the duration: the simulator drains its queues, then gives up
+
+
+@dataclass(frozen=True, slots=True)
+class SoakSettings:
+    duration_s: float = 600.0
+    terminals: int = 200
+    seed: int = field(default_factory=lambda: random.SystemRandom().randrange(2**31))
+    kill_every_s: tuple[float, float] = (15.0, 45.0)
+    broker_restarts: int = 1
+    drain_timeout_s: float = 300.0
+    production: bool = False
+    work_dir: Path | None = None
+    keep: bool = False
+    allowed_rejections: tuple[str, ...] = ()
+    reports_per_hour: float | None = None  # per terminal; None: the soak scenario's
+
+
+@dataclass
+class SoakResult:
+    settings: SoakSettings
+    work_dir: Path
+    kills_at_s: list[float] = field(default_factory=list)
+    gateway_up_s: list[float] = field(default_factory=list)  # start to ready, each restart
+    broker_restarts_at_s: list[float] = field(default_factory=list)
+    sim_exit: int | None = None
+    run_s: float = 0.0
+    drain_s: float = 0.0
+    check_s: float = 0.0
+    drained: Backlog | None = None
+    verdict: Verdict | None = None
+    error: str | None = None  # the soak could not get as far as a verdict
+    removed: bool = False  # the work dir, after a pass
+    sim_faults: dict[str, object] = field(default_factory=dict)  # what the simulator did
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is not None and self.verdict.ok
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+
+def progress(clock: Clock, event: str, **fields: object) -> None:
+    """One logfmt line on stderr: what happened when, for a human or a grep."""
+    parts = [f"soak t={clock.now():.1f}", f"event={event}"]
+    for key, value in fields.items():
+        text = str(value)
+        parts.append(f"{key}={orjson.dumps(text).decode() if ' ' in text else text}")
+    print(" ".join(parts), file=sys.stderr, flush=True)
+
+
+def schedule(settings: SoakSettings, rng: random.Random) -> list[tuple[float, str]]:
+    """When to kill the gateway (seeded gaps of kill_every_s) and when to restart the
+    broker (evenly inside the run), in order of time."""
+    low, high = settings.kill_every_s
+    events: list[tuple[float, str]] = []
+    at = rng.uniform(low, high)
+    while at < settings.duration_s:
+        events.append((at, "kill"))
+        at += rng.uniform(low, high)
+    for n in range(settings.broker_restarts):
+        events.append((settings.duration_s * (n + 1) / (settings.broker_restarts + 1), "broker"))
+    return sorted(events)
+
+
+def sim_status(path: Path) -> str:
+    """The simulator's latest progress line (it writes one a second to stderr)."""
+    try:
+        with path.open("rb") as stream:
+            stream.seek(max(0, path.stat().st_size - 400))
+            lines = stream.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+def run_soak(settings: SoakSettings) -> SoakResult:
+    """The whole soak. A temporary work dir is removed after a pass unless `keep`; a
+    failed soak's, and one named by `work_dir`, are always kept."""
+    if settings.work_dir is not None:
+        settings.work_dir.mkdir(parents=True, exist_ok=False)
+        work = settings.work_dir.resolve()
+    else:
+        work = Path(tempfile.mkdtemp(prefix="cgt-soak-"))
+    result = SoakResult(settings, work)
+    try:
+        _run(settings, result)
+    except (RuntimeError, TimeoutError) as error:  # a part that would not start or stop
+        result.error = f"{type(error).__name__}: {error}"
+    finally:
+        if settings.work_dir is None and not settings.keep and result.ok:
+            shutil.rmtree(work, ignore_errors=True)
+            result.removed = True
+    return result
+
+
+def _run(settings: SoakSettings, result: SoakResult) -> None:
+    clock = Clock()
+    rng = random.Random(settings.seed)  # noqa: S311 - a reproducible schedule, not a secret
+    work = result.work_dir
+    with contextlib.ExitStack() as stack:
+        broker = stack.enter_context(Mosquitto(work / "broker"))
+        progress(clock, "broker.started", url=broker.url, persistence=work / "broker" / "data")
+        sinks = None
+        if settings.production:
+            sinks = ProductionSinks.start(work)
+            stack.callback(sinks.close)
+            progress(clock, "sinks.started", registry=sinks.dsn, objects=sinks.objects_url)
+        gateway = Gateway(work / "gateway", broker.url, work / "gateway.log")
+        count_cases: Callable[[], int | None] = partial(cases_registered, gateway.data_dir)
+        if sinks is not None:
+            gateway.config = sinks.write_config(work / "gateway.toml")
+            gateway.env = {"CGT_SOAK_S3_SECRET": "testing"}
+            count_cases = sinks.cases
+        stack.callback(gateway.stop)
+        progress(clock, "gateway.started", ready_s=f"{gateway.start():.1f}")
+
+        plan = SimPlan(
+            broker.url,
+            settings.terminals,
+            settings.duration_s,
+            settings.seed,
+            work / "sim.json",
+            work / "sim-queue",
+            settings.reports_per_hour,
+        )
+        command = simulator_command(plan)
+        with (work / "sim.out").open("ab") as out, (work / "sim.err").open("ab") as err:
+            sim = subprocess.Popen(  # noqa: S603 - our own program
+                command,
+                cwd=work,  # not the caller's: `-m` would import from there
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - the runner starts no threads
+            )
+        stack.callback(_end, sim)
+        progress(clock, "sim.started", terminals=settings.terminals, command=" ".join(command[3:]))
+
+        _disturb(settings, result, clock, rng, sim, gateway, broker, count_cases)
+        _end(sim)
+        result.sim_exit = sim.returncode
+        result.run_s = clock.now()
+        progress(clock, "sim.exited", code=result.sim_exit)
+
+        began = time.monotonic()
+        result.drained = _drain(settings, clock, gateway)
+        result.drain_s = time.monotonic() - began
+        gateway.stop()
+        progress(clock, "gateway.stopped")
+
+        if not plan.json_path.exists():
+            result.error = f"the simulator wrote no outcomes (exit {result.sim_exit}): see {work}"
+            progress(clock, "sim.no_outcomes", stderr=work / "sim.err")
+            return
+        document = orjson.loads(plan.json_path.read_bytes())
+        result.sim_faults = {**document.get("faults", {}), **_prefixed(document.get("tasks"))}
+        began = time.monotonic()
+        if sinks is None:
+            registry, objects = str(gateway.data_dir / "registry.db"), gateway.data_dir / "objects"
+            digests = local_digests(objects)
+        else:
+            registry, digests = sinks.dsn, s3_digests(sinks.objects_url, sinks.client())
+        result.verdict = run_check(plan.json_path, registry, digests, settings.allowed_rejections)
+        result.check_s = time.monotonic() - began
+
+
+def _prefixed(tasks: object) -> dict[str, object]:
+    return {f"tasks_{k}": v for k, v in tasks.items()} if isinstance(tasks, dict) else {}
+
+
+def _disturb(
+    settings: SoakSettings,
+    result: SoakResult,
+    clock: Clock,
+    rng: random.Random,
+    sim: subprocess.Popen[bytes],
+    gateway: Gateway,
+    broker: Mosquitto,
+    count_cases: Callable[[], int | None],
+) -> None:
+    """Kill the gateway and restart the broker on schedule while the simulator runs."""
+    events = schedule(settings, rng)
+    next_progress = PROGRESS_EVERY_S
+    deadline = settings.duration_s + SIM_GRACE_S
+    while sim.poll() is None:
+        now = clock.now()
+        if now > deadline:
+            progress(clock, "sim.overdue", deadline_s=deadline)
+            return
+        if events and now >= events[0][0]:
+            _, what = events.pop(0)
+            if what == "kill":
+                _kill_and_restart(result, clock, rng, gateway)
+            else:
+                _restart_broker(result, clock, broker)
+        elif now >= next_progress:
+            next_progress += PROGRESS_EVERY_S
+            work = result.work_dir
+            state = backlog(gateway.data_dir)
+            progress(
+                clock,
+                "progress",
+                cases=count_cases(),
+                backlog=state.describe() if state else "-",
+                sim=sim_status(work / "sim.err"),
+            )
+        time.sleep(0.1)
+
+
+def _kill_and_restart(
+    result: SoakResult, clock: Clock, rng: random.Random, gateway: Gateway
+) -> None:
+    gateway.kill()
+    result.kills_at_s.append(round(clock.now(), 1))
+    progress(clock, "gateway.killed", kill=len(result.kills_at_s), signal="SIGKILL")
+    time.sleep(rng.uniform(0.2, 3.0))  # down for a moment: terminals and the broker notice
+    up_s = gateway.start()
+    result.gateway_up_s.append(round(up_s, 2))
+    progress(clock, "gateway.restarted", kill=len(result.kills_at_s), ready_s=f"{up_s:.1f}")
+
+
+def _restart_broker(result: SoakResult, clock: Clock, broker: Mosquitto) -> None:
+    broker.stop()
+    progress(clock, "broker.stopped")
+    time.sleep(BROKER_DOWN_S)
+    broker.start()  # same port, same persistence directory
+    result.broker_restarts_at_s.append(round(clock.now(), 1))
+    progress(clock, "broker.restarted", url=broker.url)
+
+
+def _drain(settings: SoakSettings, clock: Clock, gateway: Gateway) -> Backlog | None:
+    """Wait until the gateway owes nothing (seen twice, a second apart): every ready
+    report taken, no delivery pending; its state as last seen."""
+    deadline = time.monotonic() + settings.drain_timeout_s
+    streak, state = 0, None
+    while time.monotonic() < deadline:
+        state = backlog(gateway.data_dir)
+        streak = streak + 1 if state is not None and state.drained else 0
+        if streak >= 2:
+            progress(clock, "gateway.drained", backlog=state.describe() if state else "-")
+            return state
+        time.sleep(1.0)
+    progress(clock, "gateway.not_drained", backlog=state.describe() if state else "-")
+    return state
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    """Stop the simulator if it still runs (the soak failed or was interrupted)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def summary(result: SoakResult) -> str:
+    s = result.settings
+    sinks = "PostgreSQL + S3 (moto)" if s.production else "SQLite registry + local objects"
+    verdict = result.verdict
+    ups = sorted(result.gateway_up_s)
+    up = f"ready again in {ups[len(ups) // 2]:.1f} s p50, {ups[-1]:.1f} s max" if ups else ""
+    drained = result.drained.describe() if result.drained else "-"
+    lines = [
+        f"soak: {s.terminals} terminals, {s.duration_s:g} s, seed {s.seed}, {sinks}",
+        f"  gateway SIGKILLs  {len(result.kills_at_s)} at {result.kills_at_s} s; {up}",
+        f"  broker restarts   {len(result.broker_restarts_at_s)} at "
+        f"{result.broker_restarts_at_s} s",
+        f"  simulator exit    {result.sim_exit}",
+    ]
+    if result.sim_faults:
+        faults = " ".join(f"{k}={v}" for k, v in result.sim_faults.items())
+        lines.append(f"  faults injected   {faults}")
+    if verdict is not None:
+        lines.append(
+            f"  reports           {verdict.reports}, accepted {verdict.accepted}; "
+            + "; ".join(verdict.notes)
+        )
+    lines += [
+        f"  after the run     {drained}",
+        f"  timings           run {result.run_s:.1f} s, drain {result.drain_s:.1f} s, "
+        f"check {result.check_s:.1f} s",
+        f"  work dir          {result.work_dir}" + (" (removed)" if result.removed else ""),
+    ]
+    if verdict is not None:
+        lines.append(render(verdict))
+    if result.error is not None:
+        lines.append(f"soak failed: {result.error}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> SoakSettings:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds of reporting")
+    parser.add_argument("--terminals", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=None, help="the kills' schedule and content")
+    parser.add_argument(
+        "--kill-every", default="15:45", metavar="MIN:MAX", help="seconds between SIGKILLs"
+    )
+    parser.add_argument(
+        "--reports-per-hour", type=float, help="per terminal [default: the soak scenario's]"
+    )
+    parser.add_argument("--broker-restarts", type=int, default=1)
+    parser.add_argument("--drain-timeout", type=float, default=300.0)
+    parser.add_argument("--production", action="store_true", help="PostgreSQL and S3 sinks")
+    parser.add_argument("--work-dir", type=Path, help="a new directory [default: a temporary]")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir after a pass")
+    parser.add_argument(
+        "--allow-rejection", action="append", default=[], metavar="CODE",
+        help="a rejection reason the scenario intends (repeatable); by default none",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    low, _, high = args.kill_every.partition(":")
+    try:
+        kill_every = (float(low), float(high or low))
+    except ValueError:
+        parser.error("--kill-every is MIN:MAX seconds")
+    if not 0 < kill_every[0] <= kill_every[1] or args.duration <= 0 or args.terminals < 1:
+        parser.error("--kill-every, --duration and --terminals must be positive")
+    settings = SoakSettings(
+        duration_s=args.duration,
+        terminals=args.terminals,
+        kill_every_s=kill_every,
+        broker_restarts=args.broker_restarts,
+        drain_timeout_s=args.drain_timeout,
+        production=args.production,
+        work_dir=args.work_dir,
+        keep=args.keep,
+        allowed_rejections=tuple(args.allow_rejection),
+        reports_per_hour=args.reports_per_hour,
+    )
+    if args.seed is not None:
+        settings = dataclasses.replace(settings, seed=args.seed)
+    return settings
+
+
+def _interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds: every part is stopped
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
+    result = run_soak(parse_args(argv))
+    print(summary(result))
+    if result.verdict is None:
+        return 2
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
