@@ -37,11 +37,12 @@ from gateway.protocols.nmea import fix_from_sentences
 from gateway.protocols.terminal import UPLINK_SUBSCRIPTIONS
 from gateway.sinks.bus import MqttPublisher
 from gateway.sinks.objects_local import LocalObjectStore
-from gateway.sinks.ports import ObjectStore, Registry
-from gateway.sinks.registry_sqlite import SqliteRegistry
+from gateway.sinks.ports import ObjectStore, Publisher
+from gateway.sinks.registry import open_registry
 from gateway.store.inbox import Inbox
 from gateway.store.levels import StoreWatch
 from gateway.store.outbox import Backoff, Outbox
+from gateway.tasks import TaskDispatcher
 
 
 def acceptance_window(config: GatewayConfig) -> AcceptanceWindow:
@@ -69,14 +70,6 @@ def open_objects(config: GatewayConfig) -> ObjectStore:
 
         return S3ObjectStore(config.objects, config.s3)
     return LocalObjectStore(config.objects_dir)
-
-
-def open_registry(config: GatewayConfig, log: FilteringBoundLogger) -> Registry:
-    if config.registry_in_postgres and config.registry:
-        from gateway.sinks.registry_postgres import PostgresRegistry  # noqa: PLC0415
-
-        return PostgresRegistry(config.registry, config.postgres, config.timezone, log)
-    return SqliteRegistry(config.registry_path, config.timezone)
 
 
 def build_pipeline(
@@ -118,10 +111,31 @@ def run_pipeline(config: GatewayConfig, stop: threading.Event, log: FilteringBou
     pipeline = build_pipeline(
         config, link, load_profile(config.codes_dir, config.codes.profile), log
     )
+    tasks = start_task_dispatcher(config, MqttPublisher(link), stop, log)
     try:
         pipeline.run(stop)
     finally:
+        stop.set()  # the pipeline may also end on its own (a bug): take the dispatcher along
+        tasks.join(30)
         link.stop()
+
+
+def start_task_dispatcher(
+    config: GatewayConfig, publisher: Publisher, stop: threading.Event, log: FilteringBoundLogger
+) -> threading.Thread:
+    """Tasks a backend inserted into the registry, published by their own thread (with its
+    own registry connection: the registry sink's is busy on the sink's thread)."""
+    dispatcher = TaskDispatcher(
+        open_registry(config, log),
+        publisher,
+        poll_s=config.tasks.poll_s,
+        batch=config.tasks.batch,
+        publish_timeout_s=config.pipeline.publish_timeout_s,
+        log=log,
+    )
+    thread = threading.Thread(target=dispatcher.run, args=(stop,), name="tasks", daemon=True)
+    thread.start()
+    return thread
 
 
 def _pipeline_process(config_json: str, parent_pid: int) -> None:

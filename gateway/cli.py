@@ -14,31 +14,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gateway import logs
-from gateway.config import GatewayConfig, load_config
+from gateway.cli_options import broker_option, config_option, data_dir_option, registry_option
+from gateway.cli_options import load_or_exit as _load
+from gateway.cli_tasks import task
 from gateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from gateway.store.outbox import Outbox
-
-
-def _load(config: Path | None, **overrides: Any) -> GatewayConfig:
-    try:
-        return load_config(
-            config, {key: value for key, value in overrides.items() if value is not None}
-        )
-    except ConfigError as error:
-        for problem in error.problems:
-            click.echo(f"config error: {problem}", err=True)
-        sys.exit(2)
-
-
-config_option = click.option(
-    "--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="TOML config file (defaults run everything under --data-dir).",
-)  # fmt: skip
-data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where the stores live."
-)
 
 
 @click.group()
@@ -46,12 +28,15 @@ def main() -> None:
     """cgt-gateway: 城管通 terminals in, normalized cases out."""
 
 
+main.add_command(task)
+
+
 @main.command()
 @config_option
 @data_dir_option
-@click.option("--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+@broker_option
 @click.option("--objects", help="A directory, or s3://BUCKET[/PREFIX] (see [s3]).")
-@click.option("--registry", help="sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB.")
+@registry_option
 @click.option("--metrics", help="HOST:PORT for /metrics and /healthz (see [metrics]).")
 def run(
     config_file: Path | None,

@@ -210,6 +210,13 @@ class PipelineSettings(_Section):
     media_max_failures: PositiveInt = 3
 
 
+class TaskSettings(_Section):
+    """Tasks for terminals that backends insert into the registry (`sent_at` NULL)."""
+
+    poll_s: Annotated[float, Field(gt=0, le=3600)] = 2.0  # how often the registry is asked
+    batch: Annotated[int, Field(ge=1, le=10_000)] = 100  # tasks published per round
+
+
 class MediaSettings(_Section):
     """Photo and voice derivatives, made in a pool of worker processes."""
 
@@ -345,6 +352,7 @@ class GatewayConfig(_Section):
     store: StoreSettings = StoreSettings()
     limits: LimitsSettings = LimitsSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    tasks: TaskSettings = TaskSettings()
     media: MediaSettings = MediaSettings()
     geo: GeoSettings = GeoSettings()
     codes: CodesSettings = CodesSettings()

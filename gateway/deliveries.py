@@ -2,7 +2,8 @@
 
 `media` makes the derivatives of a report's photos and voice notes (in the worker pool)
 and completes its document; `registry` assigns case numbers (its result fans the report
-out to the other three); `objects` stores originals, derivatives and the normalized JSON;
+out to the other three; a verification report gets its task's case number, or is
+refused with `task.unknown`); `objects` stores originals, derivatives and the normalized JSON;
 `bus` publishes the normalized report; `ack` answers the terminal. Each function runs on
 its step's own worker thread, touches nothing but its sink, and returns an `Outcome`
 that the pipeline records in the outbox, so the outbox keeps a single writer and a slow
@@ -32,7 +33,7 @@ from gateway.normalize.report import with_case_no, with_derivatives
 from gateway.object_keys import report_key
 from gateway.protocols import terminal
 from gateway.protocols.payloads import ReasonBody
-from gateway.sinks.ports import NewCase, ObjectStore, Publisher, Registry
+from gateway.sinks.ports import NewCase, ObjectStore, Publisher, Registry, TaskUnknown
 from gateway.store.outbox import Due
 
 # Object stores reward parallel writes (S3 requests overlap, local syscalls release the
@@ -191,25 +192,49 @@ class Deliveries:
                 class_code=document["class"]["code"],
                 received_at=document["received_at"],
                 report=document,
+                device_id=item.device_id,
+                task_id=document.get("task_id"),
             )
             for item, document in zip(due, documents, strict=True)
         ]
-        numbers = self.registry.register(cases)
-        metrics.REPORTS_ACCEPTED.inc(len(numbers))
+        answers = self.registry.register(cases)
         now = time.time()
         outcome = Outcome("registry")
-        for item, document, case_no in zip(due, documents, numbers, strict=True):
-            stamped = orjson.dumps(with_case_no(document, case_no))
-            outcome.registered.append((item.report_id, case_no, stamped))
+        for item, document, answer in zip(due, documents, answers, strict=True):
+            if isinstance(answer, TaskUnknown):
+                self._task_unknown(outcome, item, document, answer)
+                continue
+            stamped = orjson.dumps(with_case_no(document, answer))
+            outcome.registered.append((item.report_id, answer, stamped))
             received = datetime.fromisoformat(document["received_at"]).timestamp()
-            self.log.info(
-                "report.registered",
+            task_id = document.get("task_id")
+            log = self.log.bind(task_id=task_id) if task_id else self.log
+            log.info(
+                "verification.registered" if task_id else "report.registered",
                 device_id=item.device_id,
                 report_id=item.report_id,
-                case_no=case_no,
+                case_no=answer,
                 latency_ms=round((now - received) * 1000, 1),
             )
+        metrics.REPORTS_ACCEPTED.inc(len(outcome.registered))
         return outcome
+
+    def _task_unknown(
+        self, outcome: Outcome, item: Due, document: dict[str, Any], answer: TaskUnknown
+    ) -> None:
+        """A verification of no task of this device: rejected, its media let go."""
+        reason = Reason.TASK_UNKNOWN
+        message = f"{REASON_TEXT[reason]}: {answer.task_id}"
+        outcome.refused.append((item.report_id, reason.value, message))
+        outcome.spooled.extend(self._spooled(item, document))
+        metrics.REJECTED.labels(reason.value).inc()
+        self.log.warning(
+            "task.unknown",
+            device_id=item.device_id,
+            report_id=item.report_id,
+            task_id=answer.task_id,
+            reason=reason.value,
+        )
 
     def objects_batch(self, due: list[Due]) -> Outcome:
         futures = [self._writers.submit(self._store, item) for item in due]

@@ -38,6 +38,7 @@ class Reason(StrEnum):
     ENVELOPE_NO_LOCATION = "envelope.no_location"
     REPORT_ID_CONFLICT = "report.id_conflict"
     CLASS_UNKNOWN = "class.unknown"
+    TASK_UNKNOWN = "task.unknown"
     # media manifest and chunks
     MEDIA_MIME = "media.mime_unsupported"
     MEDIA_TOO_LARGE = "media.too_large"
@@ -82,6 +83,7 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.ENVELOPE_NO_LOCATION: "the report carries neither fix nor nmea",
     Reason.REPORT_ID_CONFLICT: "this report id belongs to another device",
     Reason.CLASS_UNKNOWN: "the class code is not in the gateway's code profile",
+    Reason.TASK_UNKNOWN: "the task_id names no task issued to this device",
     Reason.MEDIA_MIME: "the media type is not accepted for this kind",
     Reason.MEDIA_TOO_LARGE: "the media file is larger than allowed",
     Reason.MEDIA_TOO_MANY: "the report carries more media files than allowed",

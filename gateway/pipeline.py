@@ -169,8 +169,10 @@ class Pipeline:
         sink = outcome.sink
         if outcome.registered:
             self.outbox.registered(outcome.registered)
-        if outcome.derived or outcome.refused:
-            self.outbox.derived(outcome.derived, outcome.refused)
+        if outcome.derived:
+            self.outbox.derived(outcome.derived)
+        if outcome.refused:
+            self.outbox.refused(sink, outcome.refused)
         if outcome.done:
             self.outbox.done(sink, outcome.done)
             if sink in self._failing:  # it works again: what waits in backoff goes now

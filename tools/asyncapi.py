@@ -83,8 +83,9 @@ def build() -> dict[str, Any]:
             "Answer about a report",
             schema(Ack),
             "`accepted` (with case_no) only once the report and all its media are durably "
-            "stored and the case is registered; `incomplete` lists missing chunks by media id; "
-            "`rejected` carries a reason code from x-reason-codes.",
+            "stored and the case is registered (a verification report's case_no is its task's "
+            "case); `incomplete` lists missing chunks by media id; `rejected` carries a reason "
+            "code from x-reason-codes.",
         ),
         "error": message(
             "error",
@@ -97,7 +98,9 @@ def build() -> dict[str, Any]:
             "task",
             "Task for the inspector",
             schema(Task),
-            "E.g. an on-site verification (核查) of a handled case.",
+            "E.g. an on-site verification (核查) of a handled case. The terminal answers with "
+            "a report carrying the task_id (a verification report), filed under case_no. "
+            "At least once: deduplicate by task_id.",
         ),
         "config": message(
             "config",

@@ -68,7 +68,7 @@ def normalize(
             "window": window.label(),
             "timezone": window.timezone.key,
         },
-        "task_id": envelope.task_id,
+        "task_id": envelope.task_id and envelope.task_id.lower(),
         "media": [
             {
                 "media_id": manifest.media_id.lower(),

@@ -138,7 +138,16 @@ class ReportEnvelope(_Strict):
     description: Annotated[str, Field(min_length=1, max_length=500)]
     inspector_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     device_id: Annotated[str | None, Field(pattern=DEVICE_ID_PATTERN)] = None
-    task_id: Annotated[str | None, Field(pattern=UUID_PATTERN)] = None
+    task_id: Annotated[
+        str | None,
+        Field(
+            pattern=UUID_PATTERN,
+            description="Set on a verification report: the task_id of the task it answers "
+            "(a task sent to this device). The report is filed under the task's case, and "
+            "its `accepted` ack carries that case's number; an unknown task is rejected "
+            "with `task.unknown`.",
+        ),
+    ] = None
     fix: Fix | None = None
     nmea: Annotated[list[Annotated[str, Field(max_length=120)]] | None, Field(min_length=1)] = None
     media: list[MediaManifest] = []

@@ -1,5 +1,6 @@
-"""The three sink ports. Implementations raise `RetryableSinkError` for what may pass
-(timeouts, a server restarting) and `PermanentSinkError` for what never will."""
+"""The sink ports, and the registry's task book. Implementations raise
+`RetryableSinkError` for what may pass (timeouts, a server restarting) and
+`PermanentSinkError` for what never will."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from gateway.protocols.payloads import Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,11 +19,61 @@ class NewCase:
     class_code: str
     received_at: str  # RFC 3339
     report: dict[str, Any]  # the normalized report; the registry fills in `case_no`
+    device_id: str
+    # Set on a verification report: it is filed under the task's case, not as a new one.
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUnknown:
+    """The registry's answer to a verification report whose task it does not know, or
+    knows as issued to another device: no case is made or touched."""
+
+    task_id: str
 
 
 class Registry(Protocol):
-    def register(self, cases: Sequence[NewCase]) -> list[str]:
-        """Register cases, idempotent by report id; returns their case numbers in order."""
+    def register(self, cases: Sequence[NewCase]) -> list[str | TaskUnknown]:
+        """Register cases, idempotent by report id; returns their case numbers in order.
+
+        A report with a `task_id` is a verification: stored against the task's case, whose
+        number it returns, or refused with `TaskUnknown`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """A task as the registry keeps it: the wire message, whom it is for, where it stands."""
+
+    device_id: str
+    task: Task
+    created_at: str  # RFC 3339
+    sent_at: str | None  # None until the broker acknowledged its publication
+    verifications: int  # reports received in answer
+
+
+class TaskBook(Protocol):
+    """Tasks for terminals, kept in the registry beside the cases they are about."""
+
+    def case_exists(self, case_no: str) -> bool: ...
+
+    def add_task(self, device_id: str, task: Task, *, hold_s: float = 0.0) -> TaskRecord:
+        """Record a new task, unsent. The dispatcher leaves it alone for `hold_s` seconds
+        (the caller publishes it itself meanwhile)."""
+        ...
+
+    def unsent_tasks(self, limit: int) -> list[TaskRecord]:
+        """Tasks not yet published (and not held), oldest first."""
+        ...
+
+    def mark_sent(self, task_ids: Sequence[str]) -> None: ...
+
+    def tasks(
+        self, *, unsent_only: bool = False, case_no: str | None = None, limit: int = 200
+    ) -> list[TaskRecord]:
+        """Tasks for operators, newest first."""
         ...
 
     def close(self) -> None: ...

@@ -207,10 +207,8 @@ class Outbox:
                 self._schedule(report_id, AFTER_REGISTRY, now)
             self._finish("registry", [report_id for report_id, _, _ in results], now)
 
-    def derived(
-        self, documents: Sequence[tuple[str, bytes]], refused: Sequence[tuple[str, str, str]]
-    ) -> None:
-        """Media are done: on to registration with the completed document, or rejected."""
+    def derived(self, documents: Sequence[tuple[str, bytes]]) -> None:
+        """Media are done: on to registration with the completed document."""
         now = time.time()
         with transaction(self.conn):
             for report_id, normalized in documents:
@@ -220,6 +218,14 @@ class Outbox:
                     (normalized, now, report_id),
                 )
                 self._schedule(report_id, ("registry",), now)
+            self._finish("media", [report_id for report_id, _ in documents], now)
+
+    def refused(self, step: str, refused: Sequence[tuple[str, str, str]]) -> None:
+        """A step refused these reports (report id, reason code, message): rejected, and
+        the terminal is told why. Media refuse what cannot be decoded, the registry a
+        verification of a task it does not know."""
+        now = time.time()
+        with transaction(self.conn):
             for report_id, code, message in refused:
                 self.conn.execute(
                     "UPDATE reports SET state = 'rejected', reason_code = ?, reason_message = ?,"
@@ -227,8 +233,7 @@ class Outbox:
                     (code, message, now, report_id),
                 )
                 self._schedule(report_id, ("ack",), now)
-            finished = [report_id for report_id, _ in documents]
-            self._finish("media", finished + [report_id for report_id, _, _ in refused], now)
+            self._finish(step, [report_id for report_id, _, _ in refused], now)
 
     def done(self, sink: str, report_ids: Sequence[str]) -> None:
         with transaction(self.conn):

@@ -47,17 +47,19 @@ class Client:
 
 
 class Terminal(Client):
-    """A minimal terminal: chunks first, then the envelope; collects acks and errors."""
+    """A minimal terminal: chunks first, then the envelope; collects acks, errors and
+    tasks."""
 
     def __init__(self, url: str, device_id: str) -> None:
         self.device_id = device_id
         super().__init__(
             url,
             f"{device_id}-{uuid.uuid4().hex[:6]}",
-            [f"cgt/v1/{device_id}/ack", f"cgt/v1/{device_id}/error"],
+            [f"cgt/v1/{device_id}/{name}" for name in ("ack", "error", "task")],
         )
         self.acks: dict[str, list[dict[str, Any]]] = {}
         self.errors: list[dict[str, Any]] = []
+        self.tasks: list[dict[str, Any]] = []
 
     def send(self, body: dict[str, Any], uploads: Sequence[Upload] = ()) -> None:
         for upload in uploads:
@@ -66,8 +68,8 @@ class Terminal(Client):
         self.publish(f"cgt/v1/{self.device_id}/report", encode(body))
 
     def pump(self) -> Literal[False]:
-        """Takes what arrived into `acks` and `errors`. False, so that a predicate can pump
-        before it looks: `lambda: terminal.pump() or bool(terminal.errors)`."""
+        """Takes what arrived into `acks`, `errors` and `tasks`. False, so that a predicate
+        can pump before it looks: `lambda: terminal.pump() or bool(terminal.errors)`."""
         while True:
             try:
                 topic, payload = self.received.get_nowait()
@@ -76,6 +78,8 @@ class Terminal(Client):
             message = json.loads(payload)
             if topic.endswith("/error"):
                 self.errors.append(message)
+            elif topic.endswith("/task"):
+                self.tasks.append(message)
             else:
                 self.acks.setdefault(message["report_id"], []).append(message)
 
@@ -94,3 +98,7 @@ class Terminal(Client):
         answer = self.final(report_id)
         assert answer is not None
         return answer
+
+    def wait_tasks(self, count: int, timeout_s: float = 20) -> list[dict[str, Any]]:
+        wait_until(lambda: self.pump() or len(self.tasks) >= count, timeout_s, f"{count} tasks")
+        return self.tasks

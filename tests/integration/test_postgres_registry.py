@@ -13,7 +13,7 @@ from gateway import logs
 from gateway.config import PostgresSettings
 from gateway.errors import RetryableSinkError
 from gateway.process import wait_until
-from gateway.sinks.ports import NewCase
+from gateway.sinks.ports import NewCase, TaskUnknown
 from gateway.sinks.registry_postgres import MIGRATIONS, PostgresRegistry
 from tests.servers import PostgresCluster
 
@@ -29,6 +29,7 @@ def case(report_id: str | None = None) -> NewCase:
         class_code="0102",
         received_at="2026-11-28T01:15:03.250000+00:00",
         report={"report_id": report_id, "class": {"type": "event", "code": "0102"}},
+        device_id="tz-0001",
     )
 
 
@@ -39,7 +40,7 @@ def registry(dsn: str) -> PostgresRegistry:
 def test_gateways_registering_together_never_collide_and_never_double(postgres_dsn: str) -> None:
     shared = [case() for _ in range(50)]  # every gateway sees these (redelivery, races)
     gateways = [registry(postgres_dsn) for _ in range(4)]
-    results: list[dict[str, str]] = [{} for _ in gateways]
+    results: list[dict[str, str | TaskUnknown]] = [{} for _ in gateways]
 
     def work(index: int) -> None:
         own = [case() for _ in range(100)]
@@ -83,7 +84,7 @@ def test_down_at_start_it_migrates_at_the_first_registration(
     # The pool reconnects on its own backoff (a second or more after refusals), so the
     # first registrations may still fail and are retried, as the outbox would.
     first = case()
-    numbers: list[list[str]] = []
+    numbers: list[list[str | TaskUnknown]] = []
 
     def registered() -> bool:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
+from structlog.testing import capture_logs
 
 from gateway import logs
 from gateway.app import nmea_fix
@@ -23,6 +25,7 @@ from gateway.media.pool import InlineRunner
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile
 from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.protocols.payloads import Task
 from gateway.sinks.memory import MemoryObjectStore, MemoryPublisher, MemoryRegistry
 from gateway.store.inbox import Inbox
 from gateway.store.outbox import Backoff, Outbox
@@ -353,3 +356,61 @@ def test_nmea_places_a_report_without_a_fix_and_checks_one_with(feed: Feeder, ri
     assert placed["flags"] == []
     assert by_id[both_far["report_id"]]["flags"] == ["fix.nmea_disagrees"]
     assert by_id[void["report_id"]]["flags"] == ["nmea.void", "location.unknown"]
+
+
+def _issue(rig: Rig, case_no: str, device_id: str = DEVICE) -> str:
+    task_id = str(uuid.uuid4())
+    rig.registry.add_task(device_id, Task(task_id=task_id, case_no=case_no, kind="verify"))
+    return task_id
+
+
+def test_a_verification_report_is_answered_with_its_tasks_case(feed: Feeder, rig: Rig) -> None:
+    original = envelope()
+    feed((REPORT_TOPIC, encode(original)))
+    assert rig.drain()
+    [first] = rig.acks()
+    task_id = _issue(rig, first["case_no"])
+
+    photo = photo_upload(chunk_bytes=4096)
+    answer = envelope([photo], task_id=task_id.upper(), description="井盖已更换")
+    send_with_media(feed, answer, [photo])
+    assert rig.drain()
+
+    assert rig.acks()[1] == {
+        "report_id": answer["report_id"],
+        "status": "accepted",
+        "case_no": first["case_no"],
+    }
+    published = rig.normalized()[1]
+    assert (published["case_no"], published["task_id"]) == (first["case_no"], task_id)
+    jsonschema.validate(published, SCHEMA)
+    assert list(rig.registry.cases) == [original["report_id"]]  # no new case
+    assert list(rig.registry.verifications) == [answer["report_id"]]
+    stored = json.loads(rig.objects.objects[f"reports/{answer['report_id']}/report.json"])
+    assert stored["case_no"] == first["case_no"]
+
+
+def test_a_verification_of_an_unknown_task_is_rejected_and_its_media_let_go(
+    feed: Feeder, rig: Rig, outbox: Outbox
+) -> None:
+    original = envelope()
+    feed((REPORT_TOPIC, encode(original)))
+    assert rig.drain()
+    theirs = _issue(rig, rig.acks()[0]["case_no"], device_id="tz-0002")
+    photo = photo_upload(chunk_bytes=4096)
+    answer = envelope([photo], task_id=theirs)
+
+    with capture_logs() as logged:
+        send_with_media(feed, answer, [photo])
+        assert rig.drain()
+
+    ack = rig.acks()[1]
+    assert (ack["status"], ack["reason"]["code"]) == ("rejected", "task.unknown")
+    assert theirs in ack["reason"]["message"]
+    assert rig.registry.verifications == {}
+    assert list(rig.registry.cases) == [original["report_id"]]
+    assert len(rig.normalized()) == 1  # only the original went to the bus
+    assert not any(p.is_file() for p in rig.pipeline.spool.rglob("*"))
+    assert outbox.depths()["registry"] == (0, 0.0, 0)  # done with, not dead or pending
+    [warning] = [line for line in logged if line["event"] == "task.unknown"]
+    assert (warning["report_id"], warning["task_id"]) == (answer["report_id"], theirs)

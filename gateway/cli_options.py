@@ -1,0 +1,39 @@
+"""What the `gateway` commands share: loading the config (exit 2 on a mistake) and the
+options that select it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gateway.config import GatewayConfig, load_config
+from gateway.errors import ConfigError
+
+
+def load_or_exit(config: Path | None, **overrides: Any) -> GatewayConfig:
+    """The config file (or defaults) with the command line's overrides; each mistake is
+    printed and the command exits 2."""
+    try:
+        return load_config(
+            config, {key: value for key, value in overrides.items() if value is not None}
+        )
+    except ConfigError as error:
+        for problem in error.problems:
+            click.echo(f"config error: {problem}", err=True)
+        sys.exit(2)
+
+
+config_option = click.option(
+    "--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML config file (defaults run everything under --data-dir).",
+)  # fmt: skip
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where the stores live."
+)
+broker_option = click.option("--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+registry_option = click.option(
+    "--registry", help="sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB."
+)
