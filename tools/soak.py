@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import random
 import shutil
 import signal
@@ -45,6 +46,7 @@ from soak_stack import (
     backlog,
     cases_registered,
     die_with_parent,
+    pick_case,
     simulator_command,
 )
 
@@ -68,6 +70,11 @@ class SoakSettings:
     keep: bool = False
     allowed_rejections: tuple[str, ...] = ()
     reports_per_hour: float | None = None  # per terminal; None: the soak scenario's
+    tasks: int | None = None  # verification tasks sent during the run; None: one a minute
+
+    @property
+    def task_count(self) -> int:
+        return self.tasks if self.tasks is not None else max(1, int(self.duration_s // 60))
 
 
 @dataclass
@@ -86,10 +93,13 @@ class SoakResult:
     error: str | None = None  # the soak could not get as far as a verdict
     removed: bool = False  # the work dir, after a pass
     sim_faults: dict[str, object] = field(default_factory=dict)  # what the simulator did
+    tasks_sent: list[str] = field(default_factory=list)  # task ids `gateway task send` sent
+    tasks_failed: list[str] = field(default_factory=list)  # why a send did not work
+    tasks_unanswered: list[str] = field(default_factory=list)  # sent, no verification accepted
 
     @property
     def ok(self) -> bool:
-        return self.verdict is not None and self.verdict.ok
+        return self.verdict is not None and self.verdict.ok and not self.tasks_unanswered
 
 
 class Clock:
@@ -120,6 +130,9 @@ def schedule(settings: SoakSettings, rng: random.Random) -> list[tuple[float, st
         at += rng.uniform(low, high)
     for n in range(settings.broker_restarts):
         events.append((settings.duration_s * (n + 1) / (settings.broker_restarts + 1), "broker"))
+    # Tasks early enough that the inspector can walk there and report before the end.
+    for n in range(settings.task_count):
+        events.append((settings.duration_s * (0.1 + 0.6 * (n + 0.5) / settings.task_count), "task"))
     return sorted(events)
 
 
@@ -168,10 +181,12 @@ def _run(settings: SoakSettings, result: SoakResult) -> None:
             progress(clock, "sinks.started", registry=sinks.dsn, objects=sinks.objects_url)
         gateway = Gateway(work / "gateway", broker.url, work / "gateway.log")
         count_cases: Callable[[], int | None] = partial(cases_registered, gateway.data_dir)
+        pick: Callable[[], tuple[str, str] | None] = partial(pick_case, gateway.data_dir, rng)
         if sinks is not None:
             gateway.config = sinks.write_config(work / "gateway.toml")
             gateway.env = {"CGT_SOAK_S3_SECRET": "testing"}
             count_cases = sinks.cases
+            pick = partial(sinks.pick_case, rng)
         stack.callback(gateway.stop)
         progress(clock, "gateway.started", ready_s=f"{gateway.start():.1f}")
 
@@ -197,7 +212,7 @@ def _run(settings: SoakSettings, result: SoakResult) -> None:
         stack.callback(_end, sim)
         progress(clock, "sim.started", terminals=settings.terminals, command=" ".join(command[3:]))
 
-        _disturb(settings, result, clock, rng, sim, gateway, broker, count_cases)
+        _disturb(settings, result, clock, rng, sim, gateway, broker, count_cases, pick)
         _end(sim)
         result.sim_exit = sim.returncode
         result.run_s = clock.now()
@@ -209,20 +224,39 @@ def _run(settings: SoakSettings, result: SoakResult) -> None:
         gateway.stop()
         progress(clock, "gateway.stopped")
 
-        if not plan.json_path.exists():
-            result.error = f"the simulator wrote no outcomes (exit {result.sim_exit}): see {work}"
-            progress(clock, "sim.no_outcomes", stderr=work / "sim.err")
-            return
-        document = orjson.loads(plan.json_path.read_bytes())
-        result.sim_faults = {**document.get("faults", {}), **_prefixed(document.get("tasks"))}
-        began = time.monotonic()
-        if sinks is None:
-            registry, objects = str(gateway.data_dir / "registry.db"), gateway.data_dir / "objects"
-            digests = local_digests(objects)
-        else:
-            registry, digests = sinks.dsn, s3_digests(sinks.objects_url, sinks.client())
-        result.verdict = run_check(plan.json_path, registry, digests, settings.allowed_rejections)
-        result.check_s = time.monotonic() - began
+        _check(settings, result, clock, plan.json_path, gateway, sinks)
+
+
+def _check(
+    settings: SoakSettings,
+    result: SoakResult,
+    clock: Clock,
+    json_path: Path,
+    gateway: Gateway,
+    sinks: ProductionSinks | None,
+) -> None:
+    """Every outcome the simulator wrote against the stores, and every task answered."""
+    if not json_path.exists():
+        exit_code = result.sim_exit
+        result.error = f"the simulator wrote no outcomes (exit {exit_code}): see {result.work_dir}"
+        progress(clock, "sim.no_outcomes", stderr=result.work_dir / "sim.err")
+        return
+    document = orjson.loads(json_path.read_bytes())
+    result.sim_faults = {**document.get("faults", {}), **_prefixed(document.get("tasks"))}
+    began = time.monotonic()
+    if sinks is None:
+        registry, objects = str(gateway.data_dir / "registry.db"), gateway.data_dir / "objects"
+        digests = local_digests(objects)
+    else:
+        registry, digests = sinks.dsn, s3_digests(sinks.objects_url, sinks.client())
+    result.verdict = run_check(json_path, registry, digests, settings.allowed_rejections)
+    answered = {
+        outcome.get("task_id")
+        for outcome in document.get("outcomes", [])
+        if outcome.get("status") == "accepted"
+    }
+    result.tasks_unanswered = [task for task in result.tasks_sent if task not in answered]
+    result.check_s = time.monotonic() - began
 
 
 def _prefixed(tasks: object) -> dict[str, object]:
@@ -238,8 +272,10 @@ def _disturb(
     gateway: Gateway,
     broker: Mosquitto,
     count_cases: Callable[[], int | None],
+    pick: Callable[[], tuple[str, str] | None],
 ) -> None:
-    """Kill the gateway and restart the broker on schedule while the simulator runs."""
+    """Kill the gateway, restart the broker and send verification tasks on schedule
+    while the simulator runs."""
     events = schedule(settings, rng)
     next_progress = PROGRESS_EVERY_S
     deadline = settings.duration_s + SIM_GRACE_S
@@ -252,6 +288,8 @@ def _disturb(
             _, what = events.pop(0)
             if what == "kill":
                 _kill_and_restart(result, clock, rng, gateway)
+            elif what == "task":
+                _send_task(result, clock, gateway, broker.url, pick())
             else:
                 _restart_broker(result, clock, broker)
         elif now >= next_progress:
@@ -278,6 +316,37 @@ def _kill_and_restart(
     up_s = gateway.start()
     result.gateway_up_s.append(round(up_s, 2))
     progress(clock, "gateway.restarted", kill=len(result.kills_at_s), ready_s=f"{up_s:.1f}")
+
+
+def _send_task(
+    result: SoakResult,
+    clock: Clock,
+    gateway: Gateway,
+    broker_url: str,
+    case: tuple[str, str] | None,
+) -> None:
+    """`gateway task send`, as an operator would: verify a case already registered."""
+    if case is None:
+        result.tasks_failed.append("no case registered yet")
+        progress(clock, "task.skipped", why="no case registered yet")
+        return
+    case_no, device_id = case
+    command = [sys.executable, "-m", "gateway", "task", "send", "--data-dir",
+               str(gateway.data_dir), "--broker", broker_url, "--device", device_id,
+               "--case", case_no, "--kind", "verify"]  # fmt: skip
+    if gateway.config is not None:
+        command += ["--config", str(gateway.config)]
+    sent = subprocess.run(  # noqa: S603 - our own program
+        command, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, **gateway.env},
+    )  # fmt: skip
+    if sent.returncode != 0:
+        result.tasks_failed.append(sent.stderr.strip()[-300:])
+        progress(clock, "task.failed", case_no=case_no, code=sent.returncode)
+        return
+    task_id = orjson.loads(sent.stdout)["task_id"]
+    result.tasks_sent.append(task_id)
+    progress(clock, "task.sent", case_no=case_no, device_id=device_id, task_id=task_id)
 
 
 def _restart_broker(result: SoakResult, clock: Clock, broker: Mosquitto) -> None:
@@ -333,6 +402,13 @@ def summary(result: SoakResult) -> str:
     if result.sim_faults:
         faults = " ".join(f"{k}={v}" for k, v in result.sim_faults.items())
         lines.append(f"  faults injected   {faults}")
+    lines.append(
+        f"  tasks             {len(result.tasks_sent)} sent, "
+        f"{len(result.tasks_sent) - len(result.tasks_unanswered)} answered by a verification"
+        + (f", {len(result.tasks_failed)} not sent" if result.tasks_failed else "")
+    )
+    if result.tasks_unanswered:
+        lines.append(f"  unanswered tasks  {result.tasks_unanswered}")
     if verdict is not None:
         lines.append(
             f"  reports           {verdict.reports}, accepted {verdict.accepted}; "
@@ -363,6 +439,9 @@ def parse_args(argv: Sequence[str] | None) -> SoakSettings:
         "--reports-per-hour", type=float, help="per terminal [default: the soak scenario's]"
     )
     parser.add_argument("--broker-restarts", type=int, default=1)
+    parser.add_argument(
+        "--tasks", type=int, help="verification tasks sent during the run [default: 1 a minute]"
+    )
     parser.add_argument("--drain-timeout", type=float, default=300.0)
     parser.add_argument("--production", action="store_true", help="PostgreSQL and S3 sinks")
     parser.add_argument("--work-dir", type=Path, help="a new directory [default: a temporary]")
@@ -390,6 +469,7 @@ def parse_args(argv: Sequence[str] | None) -> SoakSettings:
         keep=args.keep,
         allowed_rejections=tuple(args.allow_rejection),
         reports_per_hour=args.reports_per_hour,
+        tasks=args.tasks,
     )
     if args.seed is not None:
         settings = dataclasses.replace(settings, seed=args.seed)

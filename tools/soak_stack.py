@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -215,6 +217,25 @@ def cases_registered(data_dir: Path) -> int | None:
         return None
 
 
+def pick_case(data_dir: Path, rng: random.Random) -> tuple[str, str] | None:
+    """A registered case and the device that reported it, for a verification task."""
+    try:
+        with read_only(data_dir / "registry.db") as conn:
+            rows = conn.execute(
+                "SELECT case_no, json_extract(report, '$.reporter.device_id') FROM cases"
+            ).fetchall()
+    except sqlite3.OperationalError:
+        return None
+    return _one(rows, rng)
+
+
+def _one(rows: Sequence[Sequence[object]], rng: random.Random) -> tuple[str, str] | None:
+    if not rows:
+        return None
+    case_no, device_id = rng.choice(rows)
+    return str(case_no), str(device_id)
+
+
 # ---- production sinks (--production) ---------------------------------------------------------
 
 BUCKET = "cgt-soak"
@@ -274,6 +295,18 @@ class ProductionSinks:
         except psycopg.Error:
             return None  # not migrated yet, or busy
         return int(row[0]) if row else None
+
+    def pick_case(self, rng: random.Random) -> tuple[str, str] | None:
+        import psycopg  # noqa: PLC0415 - only with --production
+
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=2) as conn:
+                rows = conn.execute(
+                    "SELECT case_no, report->'reporter'->>'device_id' FROM cases"
+                ).fetchall()
+        except psycopg.Error:
+            return None
+        return _one(rows, rng)
 
     def close(self) -> None:
         self.s3.stop()
