@@ -126,7 +126,7 @@ _FLEET_OPTIONS = {
 @click.option(
     "--device-prefix", default=None, help="device ids are PREFIX-0001, ... [default: sim]"
 )
-@click.option("--username", default=None)
+@click.option("--username", default=None, help="may contain {device_id}")
 @click.option(
     "--password", default=None, envvar="FIRMWARE_SIM_PASSWORD", help="or $FIRMWARE_SIM_PASSWORD"
 )

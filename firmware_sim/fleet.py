@@ -22,7 +22,7 @@ from firmware_sim import wire
 from firmware_sim.duty import Duty, DutySettings
 from firmware_sim.faults import FaultCounts, FaultDice, Faults
 from firmware_sim.gps import WALKING_MPS
-from firmware_sim.link import BrokerUrl, LinkSettings, MqttLink
+from firmware_sim.link import BrokerUrl, LinkSettings, MqttLink, for_device
 from firmware_sim.outcomes import Progress, Summary, Tally
 from firmware_sim.photo import PHONE_SIZE, PhotoPool
 from firmware_sim.queue import BlobStore, ReportQueue
@@ -46,7 +46,7 @@ class FleetSettings:
     duration_s: float | None = None  # on patrol this long; None: the K reports back to back
     reports_per_hour: float = 12.0  # per terminal, on patrol
     device_prefix: str = "sim"
-    username: str | None = None
+    username: str | None = None  # may contain {device_id}: each terminal logs in as itself
     password: str | None = field(default=None, repr=False)
     seed: int | None = None  # content only; report and media ids are always fresh UUID4s
     queue_dir: Path | None = None  # None: a temporary queue, gone with the run
@@ -114,10 +114,10 @@ class FleetSettings:
         width = max(4, len(str(self.terminals)))
         return f"{self.device_prefix}-{index + 1:0{width}d}"
 
-    def link_settings(self) -> LinkSettings:
+    def link_settings(self, device_id: str) -> LinkSettings:
         return LinkSettings(
             broker=BrokerUrl.parse(self.broker),
-            username=self.username,
+            username=for_device(self.username, device_id),
             password=self.password,
             connect_timeout_s=self.connect_timeout_s,
             publish_timeout_s=self.publish_timeout_s,
@@ -274,7 +274,7 @@ def _duty(fleet: _Fleet, index: int) -> Duty:
 
     link = MqttLink(
         device_id,
-        settings.link_settings(),
+        settings.link_settings(device_id),
         subscriptions=wire.downlink_subscriptions(device_id),
         on_message=deliver,
         birth=wire.status_message(device_id, birth),

@@ -34,6 +34,14 @@ from firmware_sim.wire import Uplink
 UplinkSource = Callable[[], Uplink]  # built when the window admits it, so memory stays bounded
 
 
+DEVICE_ID_FIELD = "{device_id}"  # in a username: each terminal logs in as itself
+
+
+def for_device(username: str | None, device_id: str) -> str | None:
+    """The username a device logs in with: `{device_id}` in it becomes the device's id."""
+    return None if username is None else username.replace(DEVICE_ID_FIELD, device_id)
+
+
 class LinkError(Exception):
     """The broker could not be reached, or did not confirm a message, in time."""
 

@@ -23,10 +23,9 @@ from firmware_sim import wire
 from firmware_sim.answers import Answers
 from firmware_sim.capture import CaptureHeader, CaptureReader, CaptureRecord, fresh_ids
 from firmware_sim.downlink import parse_downlink
-from firmware_sim.link import BrokerUrl, LinkError, LinkSettings, MqttLink
+from firmware_sim.link import BrokerUrl, LinkError, LinkSettings, MqttLink, for_device
 
 _SHOWN_REPORTS = 20  # reports listed in the text summary; --json has all
-DEVICE_ID_FIELD = "{device_id}"  # in a username: each device logs in as itself
 
 
 class ReplayError(Exception):
@@ -50,12 +49,9 @@ class ReplaySettings:
             raise ValueError("speed must be >= 0, timeouts > 0 and the window >= 1")
 
     def link_settings(self, device_id: str) -> LinkSettings:
-        username = self.username
-        if username is not None:
-            username = username.replace(DEVICE_ID_FIELD, device_id)
         return LinkSettings(
             broker=BrokerUrl.parse(self.broker),
-            username=username,
+            username=for_device(self.username, device_id),
             password=self.password,
             connect_timeout_s=self.connect_timeout_s,
             publish_timeout_s=self.publish_timeout_s,

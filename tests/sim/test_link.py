@@ -123,3 +123,12 @@ def test_broker_urls() -> None:
     for bad in ("http://h:1883", "mqtt://", "mqtt://h:port"):
         with pytest.raises(ValueError, match="mqtt"):
             BrokerUrl.parse(bad)
+
+
+def test_each_terminal_can_log_in_as_itself() -> None:
+    from firmware_sim.fleet import FleetSettings  # noqa: PLC0415
+
+    settings = FleetSettings(terminals=2, username="term-{device_id}", password="pw")  # noqa: S106 - a test value
+    first = settings.link_settings(settings.device_id(0))
+    assert (first.username, first.password) == ("term-sim-0001", "pw")
+    assert FleetSettings().link_settings("sim-0001").username is None
