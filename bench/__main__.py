@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bench import geo, ingest, media, nmea, pipeline, sinks
+from bench import fleet, geo, ingest, media, nmea, pipeline, sinks
 
-for module in (pipeline, ingest, sinks, media, geo, nmea):
+for module in (pipeline, ingest, sinks, media, geo, nmea, fleet):
     print(json.dumps(module.run(), indent=2), flush=True)
