@@ -164,7 +164,7 @@ _FLEET_OPTIONS = {
     "--drain-s",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="after the last report, stop once nothing is answered this long [default: 60]",
+    help="after the last report, stop once no terminal is answered this long [default: 60]",
 )
 @fault_options
 def run(

@@ -15,8 +15,9 @@ Concurrent parts of one terminal, all on the fleet's event loop:
     tasks      a `task` downlink becomes a verification report at the task's place, sent
                once the inspector could have walked there
 
-The run ends when the producer is done and the queue is empty, or when nothing has been
-answered for `drain_s` after the producer finished; what is still queued stays on disk.
+The run ends when the producer is done and the queue is empty, or when no terminal of the
+fleet has had a final answer for `drain_s` after the producer finished; what is still
+queued stays on disk.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ class Duty:
             if outcome.status in FINAL:
                 self._pending = [e for e in self._pending if e.seq != entry.seq]
                 self.queue.finish(entry, outcome.to_json())
-                self._last_progress = self.clock()
+                self._last_progress = self.tally.last_answer_at = self.clock()
                 self._retry_at.pop(entry.report_id, None)
                 self._backoff.pop(entry.report_id, None)
                 self._answered.set()
@@ -207,11 +208,11 @@ class Duty:
                     await self._changed.wait()
 
     async def _watch(self, sender: asyncio.Task[None]) -> None:
-        """Until the queue is empty, or nothing was answered for `drain_s`."""
+        """Until the queue is empty, or no terminal was answered for `drain_s`."""
         while not sender.done():
             if not self._pending:
                 return
-            idle = self.clock() - self._last_progress
+            idle = self.clock() - max(self._last_progress, self.tally.last_answer_at)
             if idle > self.settings.drain_s:
                 return
             self._answered.clear()
@@ -227,8 +228,9 @@ class Duty:
             return
         interval = self.settings.track_interval_s
         last = 0
+        # Terminals switched on together must not all send their tracks at one instant.
+        await asyncio.sleep(self.rng.uniform(0, interval))
         while True:
-            await asyncio.sleep(interval)
             now = int(self.clock() - self._started)
             fixes = [self._fix(second) for second in range(last, now)]
             last = now
@@ -236,6 +238,7 @@ class Duty:
                 with contextlib.suppress(LinkError, TimeoutError):
                     async with asyncio.timeout(interval):
                         await self.link.publish(wire.track_message(self.device_id, fixes))
+            await asyncio.sleep(interval)
 
     def _fix(self, second: int) -> wire.Fix:
         here, ahead = self.walk.at(second)

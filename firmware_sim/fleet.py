@@ -60,7 +60,7 @@ class FleetSettings:
     # the broker confirms it, so this bounds the process (256 x 64 KiB x 2: ~32 MiB).
     fleet_window: int = 256
     report_interval_s: float = 0.0  # pause between one terminal's reports, back to back
-    drain_s: float = 60.0  # after the last report: stop once nothing is answered this long
+    drain_s: float = 60.0  # after the last report: stop once no terminal is answered this long
     track_interval_s: float = 30.0  # on patrol: a `track` of 1 Hz fixes this often
     retry_min_s: float = 2.0  # a queued report's next try, doubling up to retry_max_s
     retry_max_s: float = 60.0

@@ -78,6 +78,9 @@ class Tally:
     retries: int = 0  # tries that ended without a final answer
     in_flight: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    # When any terminal last got a final answer (its clock): a saturated gateway that
+    # still answers someone keeps every terminal waiting, not only the lucky ones.
+    last_answer_at: float = 0.0
     _sent: set[str] = field(default_factory=set)
 
     @property
