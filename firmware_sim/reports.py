@@ -85,6 +85,7 @@ class PlannedReport:
     nmea: tuple[str, ...] | None
     orientation: int
     photo_index: int
+    photos: int  # one to three, as inspectors take them
     voice: bool
     task_id: str | None = None  # a verification report answers this task
 
@@ -197,6 +198,7 @@ class ReportPlanner:
             # Mostly held upright in landscape; sometimes portrait or upside down.
             orientation=rng.choices((1, 6, 8, 3), weights=(70, 20, 6, 4))[0],
             photo_index=rng.randrange(1 << 16),
+            photos=1 if task_id else rng.choices((1, 2, 3), weights=(55, 30, 15))[0],
             voice=rng.random() < self.voice_share if voice is None else voice,
             task_id=task_id,
         )
@@ -245,16 +247,19 @@ class ComposedReport:
 def compose(
     plan: PlannedReport, kit: MediaKit, inspector_id: str, chunk_bytes: int, rng: random.Random
 ) -> ComposedReport:
-    photo_id = str(uuid.uuid4())
-    capture = Capture(
-        taken_at=plan.created_at - timedelta(seconds=rng.randint(1, 30)),
-        lat=plan.fix.lat if plan.fix else None,
-        lon=plan.fix.lon if plan.fix else None,
-        unique_id=uuid.UUID(photo_id).hex,
-        orientation=plan.orientation,
-        alt_m=round(rng.uniform(3.0, 9.0), 1),  # Nantong lies a few metres above sea level
-    )
-    files = {photo_id: kit.photos.photo(capture, plan.photo_index)}
+    files: dict[str, MediaFile] = {}
+    taken_at = plan.created_at - timedelta(seconds=rng.randint(1, 30))
+    for n in range(plan.photos):
+        photo_id = str(uuid.uuid4())
+        capture = Capture(
+            taken_at=taken_at + timedelta(seconds=4 * n),  # a few seconds between shots
+            lat=plan.fix.lat if plan.fix else None,
+            lon=plan.fix.lon if plan.fix else None,
+            unique_id=uuid.UUID(photo_id).hex,
+            orientation=plan.orientation if n == 0 else rng.choice((1, 1, 1, 6)),
+            alt_m=round(rng.uniform(3.0, 9.0), 1),  # Nantong lies a few metres above sea level
+        )
+        files[photo_id] = kit.photos.photo(capture, plan.photo_index + n)
     if plan.voice:
         files[str(uuid.uuid4())] = kit.voices.note(rng)
     entries = tuple(

@@ -64,6 +64,9 @@ def test_plans_look_like_inspectors_reports() -> None:
     assert {plan.kind for plan in plans} == {"event", "component"}
     assert len({plan.report_id for plan in plans}) == len(plans)
     assert 0.7 < sum(plan.voice for plan in plans) / len(plans) < 0.97
+    photos = [plan.photos for plan in plans]  # one to three, mostly one
+    assert set(photos) == {1, 2, 3}
+    assert photos.count(1) > photos.count(2) > photos.count(3)
     with_nmea = [plan for plan in plans if plan.nmea]
     assert 0.2 < len(with_nmea) / len(plans) < 0.4
     for plan in with_nmea:
@@ -90,20 +93,21 @@ def test_a_seed_reproduces_content_but_never_ids() -> None:
 def test_composed_report_matches_its_media(small_kit: MediaKit) -> None:
     rng = random.Random(3)
     planner = ReportPlanner(load_codes(), rng, voice_share=1.0)
-    report = compose(planner.next(NOW), small_kit, "INS-0001", 4096, rng)
+    plans = [planner.next(NOW) for _ in range(12)]
+    plan = next(p for p in plans if p.photos == 3)
+    report = compose(plan, small_kit, "INS-0001", 4096, rng)
     envelope = report.envelope
-    assert [entry.kind for entry in envelope.media] == ["photo", "voice"]
+    assert [entry.kind for entry in envelope.media] == ["photo", "photo", "photo", "voice"]
     for entry in envelope.media:
         data = report.files[entry.media_id].read()
         assert (entry.size, entry.sha256) == (len(data), hashlib.sha256(data).hexdigest())
         assert entry.chunk_bytes == 4096
         assert entry.chunk_count == math.ceil(len(data) / 4096)
-    photo = envelope.media[0]
-    exif = Image.open(io.BytesIO(report.files[photo.media_id].read())).getexif()
-    # The photo names its media id, so an original can be traced to its report.
-    assert exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.ImageUniqueID] == photo.media_id.replace(
-        "-", ""
-    )
+    for photo in envelope.media[:3]:
+        exif = Image.open(io.BytesIO(report.files[photo.media_id].read())).getexif()
+        # The photo names its media id, so an original can be traced to its report.
+        unique_id = exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.ImageUniqueID]
+        assert unique_id == photo.media_id.replace("-", "")
     body = orjson.loads(orjson.dumps(envelope.to_json()))
     assert body["v"] == 1
     assert body["inspector_id"] == "INS-0001"
