@@ -22,6 +22,8 @@ from structlog.typing import FilteringBoundLogger
 
 from gateway import logs
 from gateway.config import GatewayConfig
+from gateway.devices.gate import DeviceGate
+from gateway.devices.registry import FILE_NAME as DEVICES_FILE
 from gateway.geo.locate import load_locator
 from gateway.geo.location import Geo
 from gateway.intake import Intake
@@ -180,8 +182,11 @@ class Gateway:
             config.store.limits(),
             log,
         )
+        self.gate = DeviceGate(config.data_dir / DEVICES_FILE, log)
         self.intake = IntakeLoop(
-            Intake(self.inbox, self.outbox, self.profile, log, lambda: self.watch.levels),
+            Intake(
+                self.inbox, self.outbox, self.profile, log, lambda: self.watch.levels, self.gate
+            ),
             self.link,
             config.limits.wire(),
             config.store,
@@ -230,6 +235,7 @@ class Gateway:
         self.log.info(
             "gateway.started",
             broker=self.config.mqtt.broker,
+            username=self.config.mqtt.username,
             data_dir=str(self.config.data_dir),
             pipeline=self.config.pipeline.mode,
         )
@@ -247,6 +253,7 @@ class Gateway:
             self._pipeline.join(30)
         elif self._pipeline is not None:
             self._pipeline.join(30)
+        self.gate.close()
         self.inbox.close()
         self.outbox.close()
         self.log.info("gateway.stopped", committed=self.intake.committed)

@@ -32,6 +32,7 @@ def write_config(
     auth_lines: str = "",
     allow_anonymous: bool = True,
     run_as: str | None = None,
+    pid_file: Path | None = None,
 ) -> Path:
     """Render `config/mosquitto/mosquitto.conf.template` into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -43,6 +44,8 @@ def write_config(
         allow_anonymous="true" if allow_anonymous else "false",
         auth_lines=auth_lines,
         user_line=f"user {run_as}" if run_as else "",
+        # `gateway devices` sends SIGHUP to this pid to reload the password file and ACL.
+        pid_line=f"pid_file {pid_file}" if pid_file else "",
         persistence_dir=directory / "data",
         log_dest=f"file {directory / 'mosquitto.log'}",
     )
@@ -66,6 +69,8 @@ class Mosquitto:
     port: int = field(default_factory=free_port)
     auth_lines: str = ""
     allow_anonymous: bool = True
+    # A configuration written already (by `gateway broker-config`) instead of a rendered one.
+    conf: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -73,7 +78,8 @@ class Mosquitto:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> Mosquitto:
-        conf = write_config(
+        self.directory.mkdir(parents=True, exist_ok=True)
+        conf = self.conf or write_config(
             self.directory,
             self.port,
             auth_lines=self.auth_lines,
@@ -90,7 +96,7 @@ class Mosquitto:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = self.directory / "mosquitto.log"
+                log = conf.parent / "mosquitto.log"
                 found = stderr.read_text() + (log.read_text() if log.exists() else "")
                 raise RuntimeError(f"mosquitto exited {self.process.returncode}: {found}")
             try:

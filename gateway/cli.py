@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gateway import logs
+from gateway.cli_devices import broker_config, devices
 from gateway.cli_options import broker_option, config_option, data_dir_option, registry_option
 from gateway.cli_options import load_or_exit as _load
 from gateway.cli_tasks import task
@@ -29,6 +30,8 @@ def main() -> None:
 
 
 main.add_command(task)
+main.add_command(devices)
+main.add_command(broker_config)
 
 
 @main.command()

@@ -10,15 +10,19 @@ from typing import Any
 import click
 
 from gateway.config import GatewayConfig, load_config
+from gateway.devices.credentials import with_own_credentials
 from gateway.errors import ConfigError
 
 
 def load_or_exit(config: Path | None, **overrides: Any) -> GatewayConfig:
-    """The config file (or defaults) with the command line's overrides; each mistake is
+    """The config file (or defaults) with the command line's overrides, and the gateway's
+    own broker login from the data directory when the config names none; each mistake is
     printed and the command exits 2."""
     try:
-        return load_config(
-            config, {key: value for key, value in overrides.items() if value is not None}
+        return with_own_credentials(
+            load_config(
+                config, {key: value for key, value in overrides.items() if value is not None}
+            )
         )
     except ConfigError as error:
         for problem in error.problems:

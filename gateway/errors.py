@@ -39,6 +39,10 @@ class Reason(StrEnum):
     REPORT_ID_CONFLICT = "report.id_conflict"
     CLASS_UNKNOWN = "class.unknown"
     TASK_UNKNOWN = "task.unknown"
+    # the device registry (checked once a device is registered: docs/operations.md)
+    DEVICE_UNKNOWN = "device.unknown"
+    DEVICE_SUSPENDED = "device.suspended"
+    DEVICE_REVOKED = "device.revoked"
     # media manifest and chunks
     MEDIA_MIME = "media.mime_unsupported"
     MEDIA_TOO_LARGE = "media.too_large"
@@ -84,6 +88,9 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.REPORT_ID_CONFLICT: "this report id belongs to another device",
     Reason.CLASS_UNKNOWN: "the class code is not in the gateway's code profile",
     Reason.TASK_UNKNOWN: "the task_id names no task issued to this device",
+    Reason.DEVICE_UNKNOWN: "the device id is not in the gateway's device registry",
+    Reason.DEVICE_SUSPENDED: "the device is suspended; an operator must resume it",
+    Reason.DEVICE_REVOKED: "the device is revoked and may send nothing",
     Reason.MEDIA_MIME: "the media type is not accepted for this kind",
     Reason.MEDIA_TOO_LARGE: "the media file is larger than allowed",
     Reason.MEDIA_TOO_MANY: "the report carries more media files than allowed",

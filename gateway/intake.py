@@ -16,6 +16,7 @@ from datetime import UTC
 from structlog.typing import FilteringBoundLogger
 
 from gateway import metrics
+from gateway.devices.gate import DeviceGate
 from gateway.errors import REASON_TEXT, Reason
 from gateway.normalize.codes import CodeProfile
 from gateway.protocols import terminal
@@ -60,22 +61,32 @@ class Intake:
         profile: CodeProfile,
         log: FilteringBoundLogger,
         levels: Callable[[], StoreLevels] = StoreLevels,
+        gate: DeviceGate | None = None,
     ) -> None:
         self.inbox = inbox
         self.outbox = outbox
         self.profile = profile
         self.log = log
         self.levels = levels  # how full the stores are (gateway.store.levels)
+        self.gate = gate  # who may send (gateway.devices.gate); None: everyone
 
     def apply(self, batch: Sequence[Arrived]) -> list[Downlink]:
         """Apply a batch in one durable transaction; returns the downlinks it calls for."""
         downlinks: list[Downlink] = []
+        if self.gate is not None:
+            self.gate.refresh()
         with self.inbox.batch():
             for arrived in batch:
                 downlinks.extend(self._apply(arrived.event, arrived.received_at))
         return downlinks
 
     def _apply(self, event: UplinkEvent, received_at: str) -> list[Downlink]:
+        if self.gate is not None and not isinstance(event, Rejected):
+            reason = self.gate.refusal(event.device_id)
+            if reason is not None:
+                metrics.MESSAGES.labels("rejected").inc()
+                return self._refuse(_refused_device(event, reason))
+            self.gate.seen(event.device_id, received_at)
         metrics.MESSAGES.labels(_MESSAGE_TYPES.get(type(event), "rejected")).inc()
         if isinstance(event, ChunkReceived):
             return self._chunk(event)
@@ -210,6 +221,24 @@ class Intake:
         )
         reply = terminal.reply_to(rejected)
         return [Downlink(*reply)] if reply else []
+
+
+def _refused_device(event: UplinkEvent, reason: Reason) -> Rejected:
+    """A message from a device the registry does not let in; nothing of it is stored."""
+    text = REASON_TEXT[reason]
+    if isinstance(event, ReportReceived):
+        topic = terminal.report_topic(event.device_id)
+        return Rejected(topic, reason, text, event.device_id, event.report_id)
+    if isinstance(event, ChunkReceived):
+        topic = terminal.media_topic(event.device_id, event.media_id, event.seq)
+        return Rejected(
+            topic, reason, text, event.device_id, media_id=event.media_id, seq=event.seq
+        )
+    if isinstance(event, StatusReceived | TrackReceived):
+        kind = "status" if isinstance(event, StatusReceived) else "track"
+        topic = f"{terminal.PREFIX}/{event.device_id}/{kind}"
+        return Rejected(topic, reason, text, event.device_id)
+    return event
 
 
 def _point(fix: Fix) -> tuple[str | None, float, float, float | None]:

@@ -21,7 +21,15 @@ __all__ = ["Client", "GatewayProcess", "Terminal", "wait_until"]
 class Client:
     """A paho client that collects what it receives."""
 
-    def __init__(self, url: str, client_id: str, subscriptions: list[str], **tls: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        subscriptions: list[str],
+        *,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         host, port = url.removeprefix("mqtt://").rsplit(":", 1)
         self.received: queue.Queue[tuple[str, bytes | bytearray]] = queue.Queue()
         self.client = paho.Client(
@@ -30,6 +38,8 @@ class Client:
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.on_message = lambda c, u, m: self.received.put((m.topic, m.payload))
+        if username is not None:
+            self.client.username_pw_set(username, password)
         subscribed = queue.Queue[int]()
         self.client.on_subscribe = lambda c, u, mid, rc, p: subscribed.put(mid)
         self.client.connect(host, int(port))
@@ -50,12 +60,15 @@ class Terminal(Client):
     """A minimal terminal: chunks first, then the envelope; collects acks, errors and
     tasks."""
 
-    def __init__(self, url: str, device_id: str) -> None:
+    def __init__(self, url: str, device_id: str, password: str | None = None) -> None:
+        """With a password, it logs in as the device (username = device id)."""
         self.device_id = device_id
         super().__init__(
             url,
             f"{device_id}-{uuid.uuid4().hex[:6]}",
             [f"cgt/v1/{device_id}/{name}" for name in ("ack", "error", "task")],
+            username=device_id if password is not None else None,
+            password=password,
         )
         self.acks: dict[str, list[dict[str, Any]]] = {}
         self.errors: list[dict[str, Any]] = []

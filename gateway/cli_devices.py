@@ -1,0 +1,229 @@
+"""`gateway devices add|list|suspend|resume|revoke|rotate` and `gateway broker-config`.
+
+The registry lives in the data directory (`DATA_DIR/devices.db`). Every change rewrites
+the broker's password file and ACL where `broker-config` put them and makes a running
+broker reload them (SIGHUP to the pid of its pid file). A new or rotated password is
+printed once, alone on stdout (for `PASSWORD=$(gateway devices add ...)`); everything
+else goes to stderr. Passwords are never logged or stored, only their hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from gateway.broker import write_config
+from gateway.cli_options import config_option, data_dir_option, load_or_exit
+from gateway.devices.broker_files import (
+    ACL_FILE,
+    CONF_FILE,
+    PASSWORD_FILE,
+    PID_FILE,
+    Applied,
+    apply,
+)
+from gateway.devices.credentials import ensure_accounts
+from gateway.devices.passwords import hash_password, new_password
+from gateway.devices.registry import FILE_NAME, Device, DeviceRegistry, RegistryError
+
+
+def _registry(config_file: Path | None, data_dir: Path | None, *, create: bool) -> DeviceRegistry:
+    config = load_or_exit(config_file, data_dir=data_dir and str(data_dir))
+    path = config.data_dir / FILE_NAME
+    if not create and not path.exists():
+        _fail(f"no device registry at {path} (`gateway devices add` makes it)", 2)
+    return DeviceRegistry(path)
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(status)
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group()
+def devices() -> None:
+    """Terminals allowed on the broker: add, list, suspend, resume, revoke, rotate."""
+
+
+@devices.command("add")
+@click.argument("device_id")
+@click.option("--inspector", "inspector_id", required=True, help="The inspector it is issued to.")
+@click.option("--unit", required=True, help="The inspector's unit.")
+@config_option
+@data_dir_option
+def devices_add(
+    device_id: str, inspector_id: str, unit: str, config_file: Path | None, data_dir: Path | None
+) -> None:
+    """Register a terminal; print its new broker password (once: it is not stored)."""
+    registry = _registry(config_file, data_dir, create=True)
+    password = new_password()
+    try:
+        registry.add(device_id, inspector_id, unit, hash_password(password))
+        applied = apply(registry)
+    except RegistryError as error:
+        _fail(str(error), 2)
+    finally:
+        registry.close()
+    _say(f"device {device_id} added (inspector {inspector_id}, unit {unit})")
+    _say(f"broker login: username {device_id}, the password below (shown this once)")
+    _report(applied)
+    click.echo(password)
+
+
+@devices.command("rotate")
+@click.argument("device_id")
+@config_option
+@data_dir_option
+def devices_rotate(device_id: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Give a terminal a new password (printed once); the old one stops working."""
+    registry = _registry(config_file, data_dir, create=False)
+    password = new_password()
+    try:
+        device = registry.set_credential(device_id, hash_password(password))
+        applied = apply(registry)
+    except RegistryError as error:
+        _fail(str(error), 2)
+    finally:
+        registry.close()
+    _say(f"device {device_id} ({device.status}): new password below (shown this once)")
+    _report(applied)
+    click.echo(password)
+
+
+def _move(command: str, device_id: str, config_file: Path | None, data_dir: Path | None) -> None:
+    registry = _registry(config_file, data_dir, create=False)
+    try:
+        device = registry.move(device_id, command)
+        applied = apply(registry)
+    except RegistryError as error:
+        _fail(str(error), 2)
+    finally:
+        registry.close()
+    click.echo(f"device {device_id} is {device.status}")
+    _report(applied)
+
+
+@devices.command("suspend")
+@click.argument("device_id")
+@config_option
+@data_dir_option
+def devices_suspend(device_id: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Lock a terminal out until `resume` (a lost or broken terminal)."""
+    _move("suspend", device_id, config_file, data_dir)
+
+
+@devices.command("resume")
+@click.argument("device_id")
+@config_option
+@data_dir_option
+def devices_resume(device_id: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Let a suspended terminal in again, with the password it had."""
+    _move("resume", device_id, config_file, data_dir)
+
+
+@devices.command("revoke")
+@click.argument("device_id")
+@config_option
+@data_dir_option
+def devices_revoke(device_id: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Lock a terminal out for good; its id is never used again."""
+    _move("revoke", device_id, config_file, data_dir)
+
+
+@devices.command("list")
+@config_option
+@data_dir_option
+@click.option("--json", "json_lines", is_flag=True, help="JSON lines instead of a table.")
+def devices_list(config_file: Path | None, data_dir: Path | None, json_lines: bool) -> None:
+    """Every terminal ever added, with its status and when it was last heard from."""
+    registry = _registry(config_file, data_dir, create=False)
+    try:
+        rows = registry.devices()
+    finally:
+        registry.close()
+    if json_lines:
+        for device in rows:
+            click.echo(json.dumps(_as_json(device), ensure_ascii=False))
+        return
+    click.echo(
+        f"{'device_id':<20} {'status':<10} {'inspector':<14} {'created':<26} last seen  unit"
+    )
+    for device in rows:
+        click.echo(
+            f"{device.device_id:<20} {device.status:<10} {device.inspector_id:<14}"
+            f" {device.created_at:<26} {device.last_seen_at or '-'}  {device.unit}"
+        )
+
+
+def _as_json(device: Device) -> dict[str, str | None]:
+    return {
+        "device_id": device.device_id,
+        "status": device.status,
+        "inspector_id": device.inspector_id,
+        "unit": device.unit,
+        "created_at": device.created_at,
+        "updated_at": device.updated_at,
+        "last_seen_at": device.last_seen_at,
+    }
+
+
+def _report(applied: Applied) -> None:
+    _say(applied.describe())
+
+
+@click.command("broker-config")
+@config_option
+@data_dir_option
+@click.option("--port", type=click.IntRange(1, 65535), required=True, help="The listener's port.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where mosquitto.conf, the password file, the ACL and its data go.")  # fmt: skip
+@click.option("--bind", default="0.0.0.0", show_default=True, help="The listener's address.")  # noqa: S104 - terminals connect from the network
+@click.option("--tls", is_flag=True, help="Not supported yet.")
+def broker_config(
+    config_file: Path | None, data_dir: Path | None, port: int, out: Path, bind: str, tls: bool
+) -> None:
+    """Write a complete Mosquitto configuration: listener, password file and ACL from the
+    device registry, the gateway's and a backend's accounts, a pid file for reloads."""
+    if tls:
+        raise click.UsageError("--tls is not supported yet: terminate TLS in front of the broker")
+    config = load_or_exit(config_file, data_dir=data_dir and str(data_dir))
+    out = out.resolve()
+    data = config.data_dir.resolve()
+    registry = DeviceRegistry(data / FILE_NAME)
+    try:
+        accounts = ensure_accounts(registry, data)
+        registry.set_broker_dir(out)
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        conf = write_config(
+            out,
+            port,
+            bind=bind,
+            auth_lines=f"password_file {out / PASSWORD_FILE}\nacl_file {out / ACL_FILE}",
+            allow_anonymous=False,
+            # Started as root, Mosquitto becomes this user: the one owning its files, and
+            # the one whose `gateway devices` commands may signal it.
+            run_as=user,
+            pid_file=out / PID_FILE,
+        )
+        applied = apply(registry)
+        active = len(registry.devices("active"))
+    finally:
+        registry.close()
+    click.echo(f"wrote {conf} (listener {bind}:{port}, no anonymous clients, runs as {user})")
+    click.echo(f"      {out / PASSWORD_FILE} ({active} active devices and the accounts)")
+    click.echo(f"      {out / ACL_FILE} (each terminal confined to cgt/v1/<its id>/)")
+    for account in accounts:
+        state = "new password" if account.made else "password kept"
+        click.echo(f"account {account.role:<8} {account.username:<12} {state} in {account.path}")
+    click.echo(f"start the broker: mosquitto -c {out / CONF_FILE}")
+    click.echo(applied.describe())

@@ -1,0 +1,2 @@
+"""Device identity: the registry of terminals, their broker credentials and the broker's
+password file and ACL made from it, and the intake's own check of who is talking."""

@@ -1,0 +1,51 @@
+"""The broker's password file and ACL, rendered from the registry (pure text, no I/O).
+
+Mosquitto's ACL file: `user NAME` followed by `topic read|write|readwrite FILTER` lines
+grants that user; `pattern` lines apply to every user, `%u` standing for the username.
+A terminal logs in with its device id as username, so the patterns confine it to its own
+subtree: it writes only its uplinks and reads only its downlinks. Everything not granted
+is refused (publishes are dropped with "not authorized", subscriptions refused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gateway.devices.registry import Account, Device
+
+UPLINKS = ("report", "media/+/+", "status", "track")
+DOWNLINKS = ("ack", "task", "config", "error")
+NORMALIZED = "cgt/v1/normalized/#"
+
+_HEADER = "# Written by `gateway broker-config` / `gateway devices`: edits are overwritten.\n"
+
+
+def render_passwords(devices: Iterable[Device], accounts: Iterable[Account]) -> str:
+    """`username:$7$...` lines: the accounts and every *active* device; a suspended or
+    revoked device has no line, so the broker refuses its CONNECT."""
+    lines = [f"{account.username}:{account.credential_hash}" for account in accounts]
+    lines += [
+        f"{device.device_id}:{device.credential_hash}"
+        for device in devices
+        if device.status == "active"
+    ]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def render_acl(accounts: Iterable[Account]) -> str:
+    sections = [_HEADER]
+    for account in accounts:
+        if account.role == "gateway":
+            grants = [f"topic read cgt/v1/+/{uplink}" for uplink in UPLINKS]
+            grants += [f"topic write cgt/v1/+/{downlink}" for downlink in DOWNLINKS]
+            grants.append(f"topic write {NORMALIZED}")
+            comment = "# the gateway: every uplink in; downlinks and the normalized tree out"
+        else:
+            grants = [f"topic read {NORMALIZED}"]
+            comment = "# a backend: the normalized reports, nothing else"
+        sections.append("\n".join([comment, f"user {account.username}", *grants]) + "\n")
+    terminal = ["# every terminal (username = device id): its own topics only"]
+    terminal += [f"pattern write cgt/v1/%u/{uplink}" for uplink in UPLINKS]
+    terminal += [f"pattern read cgt/v1/%u/{downlink}" for downlink in DOWNLINKS]
+    sections.append("\n".join(terminal) + "\n")
+    return "\n".join(sections)

@@ -1,0 +1,297 @@
+"""Device identity against the real Mosquitto, configured as an operator does it:
+
+    gateway devices add ID --inspector I --unit U --data-dir DIR     (password on stdout)
+    gateway broker-config --data-dir DIR --port N --out CONF
+    mosquitto -c CONF/mosquitto.conf
+    gateway run --broker mqtt://127.0.0.1:N --data-dir DIR         (its own login from DIR)
+
+The broker's ACL keeps each terminal to its own topics; `gateway devices revoke` cuts a
+terminal off while everything keeps running; the gateway refuses unknown, suspended and
+revoked devices itself too (shown through an open broker, where only the gateway checks).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.broker import Mosquitto, free_port
+from gateway.devices.credentials import password_path
+from gateway.devices.gate import REFRESH_S
+from tests.factories import encode, envelope
+from tests.integration.helpers import Client, GatewayProcess, Terminal, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def gateway_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, check=True
+    )
+
+
+def add_device(data_dir: Path, device_id: str) -> str:
+    """`gateway devices add`; returns the password it printed."""
+    added = gateway_cli(
+        "devices", "add", device_id, "--inspector", f"INS-{device_id}", "--unit", "崇川区",
+        "--data-dir", str(data_dir),
+    )  # fmt: skip
+    return added.stdout.strip()
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    broker: Mosquitto
+    gateway: GatewayProcess
+    passwords: dict[str, str]
+
+    def devices(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return gateway_cli("devices", *args, "--data-dir", str(self.data_dir))
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    data_dir = tmp_path / "gateway"
+    passwords = {device: add_device(data_dir, device) for device in ("tz-a", "tz-b")}
+    port = free_port()
+    conf_dir = tmp_path / "broker"
+    gateway_cli(
+        "broker-config", "--data-dir", str(data_dir), "--port", str(port),
+        "--out", str(conf_dir), "--bind", "127.0.0.1",
+    )  # fmt: skip
+    with Mosquitto(conf_dir, port=port, conf=conf_dir / "mosquitto.conf") as broker:
+        gateway = GatewayProcess(data_dir, broker.url).start()
+        try:
+            yield Stack(data_dir, broker, gateway, passwords)
+        finally:
+            gateway.stop()
+
+
+@dataclass
+class Probe:
+    """A bare MQTT v5 connection that records every answer of the broker."""
+
+    url: str
+    username: str
+    password: str
+    connacks: queue.Queue[str] = field(default_factory=queue.Queue)
+    subacks: queue.Queue[list[str]] = field(default_factory=queue.Queue)
+    pubacks: dict[int, str] = field(default_factory=dict)
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    disconnected: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        host, port = self.url.removeprefix("mqtt://").rsplit(":", 1)
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"probe-{uuid.uuid4().hex[:8]}",
+            protocol=paho.MQTTv5,
+        )
+        client.username_pw_set(self.username, self.password)
+        client.on_connect = self._on_connect
+        client.on_subscribe = lambda c, u, mid, codes, p: self.subacks.put([str(x) for x in codes])
+        client.on_publish = self._on_publish
+        client.on_message = lambda c, u, m: self.messages.append((m.topic, bytes(m.payload)))
+        client.on_disconnect = lambda c, u, f, reason, p: self.disconnected.set()
+        self.client = client
+        client.connect(host, int(port))
+        client.loop_start()
+
+    def _on_connect(
+        self, c: paho.Client, u: Any, f: Any, reason: ReasonCode, p: Properties | None
+    ) -> None:
+        self.connacks.put(str(reason))
+
+    def _on_publish(
+        self, c: paho.Client, u: Any, mid: int, reason: ReasonCode, p: Properties | None
+    ) -> None:
+        self.pubacks[mid] = str(reason)
+
+    def connack(self) -> str:
+        return self.connacks.get(timeout=10)
+
+    def subscribe(self, topic: str) -> list[str]:
+        self.client.subscribe(topic, qos=1)
+        return self.subacks.get(timeout=10)
+
+    def publish(self, topic: str, payload: bytes) -> str:
+        """The broker's PUBACK reason for a QoS 1 publish."""
+        info = self.client.publish(topic, payload, qos=1)
+        wait_until(lambda: info.mid in self.pubacks, 10, f"the PUBACK of {topic}")
+        return self.pubacks[info.mid]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def stored(gateway: GatewayProcess, report_id: str) -> int:
+    return gateway.count(
+        "inbox.db",
+        f"SELECT count(*) FROM reports WHERE report_id = '{report_id}'",  # noqa: S608 - a UUID of ours
+    )
+
+
+def test_the_gateway_logs_in_with_its_own_account_and_devices_with_theirs(stack: Stack) -> None:
+    [started] = [line for line in stack.gateway.log_lines() if line["event"] == "gateway.started"]
+    assert started["username"] == "cgt.gateway"
+    assert stack.passwords["tz-a"] not in stack.gateway.log_path.read_text()
+    backend_password = password_path(stack.data_dir, "backend").read_text().strip()
+    backend = Client(
+        stack.broker.url, "backend-1", ["cgt/v1/normalized/#"],
+        username="cgt.backend", password=backend_password,
+    )  # fmt: skip
+    terminal = Terminal(stack.broker.url, "tz-a", stack.passwords["tz-a"])
+    try:
+        body = envelope()
+        terminal.send(body)
+        assert terminal.wait_final(body["report_id"])["status"] == "accepted"
+        topic, payload = backend.received.get(timeout=20)
+        assert topic.startswith("cgt/v1/normalized/event/")
+        assert json.loads(payload)["report_id"] == body["report_id"]
+    finally:
+        terminal.close()
+        backend.close()
+    wrong = Probe(stack.broker.url, "tz-a", "not-the-password")
+    assert wrong.connack() == "Not authorized"
+    wrong.close()
+    anonymous = Probe(stack.broker.url, "", "")
+    assert anonymous.connack() == "Not authorized"
+    anonymous.close()
+
+
+def test_a_device_cannot_publish_on_another_devices_topics(stack: Stack) -> None:
+    a = Probe(stack.broker.url, "tz-a", stack.passwords["tz-a"])
+    assert a.connack() == "Success"
+    forged = envelope()
+    assert a.publish("cgt/v1/tz-b/report", encode(forged)) == "Not authorized"
+    assert a.publish("cgt/v1/tz-b/status", b'{"online": false}') == "Not authorized"
+    assert a.publish(f"cgt/v1/tz-b/media/{uuid.uuid4()}/0", b"x") == "Not authorized"
+    assert a.publish("cgt/v1/normalized/event/0102", b"{}") == "Not authorized"
+    assert a.publish("cgt/v1/tz-b/ack", b"{}") == "Not authorized"  # nor fake B's answers
+    a.close()
+    # Its own topic works, and the gateway has seen it: so the forged one, sent first on
+    # the same connection, would have been there if the broker had let it through.
+    terminal = Terminal(stack.broker.url, "tz-a", stack.passwords["tz-a"])
+    own = envelope()
+    terminal.send(own)
+    assert terminal.wait_final(own["report_id"])["status"] == "accepted"
+    terminal.close()
+    assert stored(stack.gateway, own["report_id"]) == 1
+    assert stored(stack.gateway, forged["report_id"]) == 0
+    assert forged["report_id"] not in stack.gateway.log_path.read_text()
+
+
+def test_a_device_cannot_read_another_devices_acks(stack: Stack) -> None:
+    """Mosquitto grants any subscription and checks each message as it delivers it."""
+    a = Probe(stack.broker.url, "tz-a", stack.passwords["tz-a"])
+    assert a.connack() == "Success"
+    for topic in ("cgt/v1/tz-b/ack", "cgt/v1/+/ack", "cgt/v1/#", "#"):
+        a.subscribe(topic)
+    b = Terminal(stack.broker.url, "tz-b", stack.passwords["tz-b"])
+    theirs = envelope()
+    b.send(theirs)
+    assert b.wait_final(theirs["report_id"])["status"] == "accepted"  # B got its ack
+    b.close()
+    # A's own ack comes after B's on the same gateway connection: once A has it, B's would
+    # have arrived too, had the broker let it through.
+    ours = envelope()
+    assert a.publish("cgt/v1/tz-a/report", encode(ours)) == "Success"
+    wait_until(lambda: bool(a.messages), 20, "A's own ack")
+    a.close()
+    assert {topic for topic, _ in a.messages} == {"cgt/v1/tz-a/ack"}
+    assert theirs["report_id"].encode() not in b"".join(payload for _, payload in a.messages)
+
+
+def test_a_revoked_device_is_cut_off_without_restarting_anything(stack: Stack) -> None:
+    broker_pid = stack.broker.process.pid if stack.broker.process else None
+    b = Probe(stack.broker.url, "tz-b", stack.passwords["tz-b"])
+    assert b.connack() == "Success"
+    assert b.publish("cgt/v1/tz-b/report", encode(envelope())) == "Success"
+    revoked = stack.devices("revoke", "tz-b")
+    assert revoked.stdout == "device tz-b is revoked\n"
+    assert f"SIGHUP to pid {broker_pid}" in revoked.stderr
+    assert b.disconnected.wait(5), "the broker kept the revoked device's connection"
+    b.close()
+    again = Probe(stack.broker.url, "tz-b", stack.passwords["tz-b"])
+    assert again.connack() == "Not authorized"
+    again.close()
+    # Nothing restarted: the same broker and gateway serve tz-a as before.
+    assert stack.broker.process is not None
+    assert stack.broker.process.pid == broker_pid
+    assert stack.broker.process.poll() is None
+    assert stack.gateway.process is not None
+    assert stack.gateway.process.poll() is None
+    terminal = Terminal(stack.broker.url, "tz-a", stack.passwords["tz-a"])
+    body = envelope()
+    terminal.send(body)
+    assert terminal.wait_final(body["report_id"])["status"] == "accepted"
+    terminal.close()
+
+
+def test_suspend_resume_and_rotate_take_effect_on_the_running_broker(stack: Stack) -> None:
+    stack.devices("suspend", "tz-a")
+    suspended = Probe(stack.broker.url, "tz-a", stack.passwords["tz-a"])
+    assert suspended.connack() == "Not authorized"
+    suspended.close()
+    stack.devices("resume", "tz-a")
+    resumed = Probe(stack.broker.url, "tz-a", stack.passwords["tz-a"])
+    assert resumed.connack() == "Success"
+    new_password = stack.devices("rotate", "tz-a").stdout.strip()
+    assert resumed.disconnected.wait(5)  # its old password no longer holds
+    resumed.close()
+    old = Probe(stack.broker.url, "tz-a", stack.passwords["tz-a"])
+    assert old.connack() == "Not authorized"
+    old.close()
+    new = Probe(stack.broker.url, "tz-a", new_password)
+    assert new.connack() == "Success"
+    new.close()
+
+
+def test_the_gateway_refuses_unregistered_and_suspended_devices_itself(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """An open (anonymous) broker, as configured by hand: only the gateway checks."""
+    data_dir = tmp_path / "gateway"
+    add_device(data_dir, "tz-a")
+    gateway = GatewayProcess(data_dir, broker.url).start()
+    try:
+        stranger = Terminal(broker.url, "tz-x")
+        known = Terminal(broker.url, "tz-a")
+        refused, accepted = envelope(), envelope()
+        stranger.send(refused)
+        known.send(accepted)
+        assert stranger.wait_final(refused["report_id"])["reason"]["code"] == "device.unknown"
+        assert known.wait_final(accepted["report_id"])["status"] == "accepted"
+        assert stored(gateway, refused["report_id"]) == 0
+        gateway_cli("devices", "suspend", "tz-a", "--data-dir", str(data_dir))
+        time.sleep(REFRESH_S + 0.5)  # the gateway re-reads the registry within a second
+        late = envelope()
+        known.send(late)
+        assert known.wait_final(late["report_id"])["reason"]["code"] == "device.suspended"
+        assert stored(gateway, late["report_id"]) == 0
+        assert [report_id for report_id, _ in gateway.cases()] == [accepted["report_id"]]
+        stranger.close()
+        known.close()
+    finally:
+        gateway.stop()
+    events = [line["event"] for line in gateway.log_lines()]
+    assert "devices.open_mode" not in events
+    rejected = [line for line in gateway.log_lines() if line["event"] == "uplink.rejected"]
+    assert {line["reason"] for line in rejected} == {"device.unknown", "device.suspended"}

@@ -1,0 +1,192 @@
+"""The device registry, Mosquitto's password hashes, the broker files, the devices CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import main
+from gateway.config import load_config
+from gateway.devices.acl import render_acl, render_passwords
+from gateway.devices.broker_files import reload_broker
+from gateway.devices.credentials import password_path, with_own_credentials
+from gateway.devices.passwords import hash_password, new_password, verify_password
+from gateway.devices.registry import Account, DeviceRegistry, RegistryError
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> DeviceRegistry:
+    return DeviceRegistry(tmp_path / "devices.db")
+
+
+def test_our_hash_is_mosquittos_format_and_verifies() -> None:
+    hashed = hash_password("s3cret", salt=bytes(12))
+    assert hashed.startswith("$7$101$AAAAAAAAAAAAAAAA$")
+    assert verify_password("s3cret", hashed)
+    assert not verify_password("s3creT", hashed)
+    assert not verify_password("s3cret", "$6$rounds$junk")
+    assert hash_password("s3cret") != hash_password("s3cret")  # a fresh salt each time
+
+
+@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto not installed")
+def test_a_hash_written_by_mosquitto_passwd_verifies(tmp_path: Path) -> None:
+    """Same algorithm as Mosquitto's own tool (the broker tests check the other way)."""
+    passwd = tmp_path / "passwd"
+    passwd.touch()
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "tz-1", "pa55"], check=True)
+    _, hashed = passwd.read_text().strip().split(":", 1)
+    assert verify_password("pa55", hashed)
+    assert not verify_password("pa56", hashed)
+
+
+def test_new_passwords_are_long_and_distinct() -> None:
+    passwords = {new_password() for _ in range(100)}
+    assert len(passwords) == 100
+    assert all(len(p) == 32 for p in passwords)
+
+
+def test_status_moves(registry: DeviceRegistry) -> None:
+    registry.add("tz-1", "INS-1", "崇川区", hash_password("x"))
+    assert registry.move("tz-1", "suspend").status == "suspended"
+    assert registry.move("tz-1", "resume").status == "active"
+    assert registry.move("tz-1", "revoke").status == "revoked"
+    for command in ("suspend", "resume"):
+        with pytest.raises(RegistryError, match="revoked: cannot"):
+            registry.move("tz-1", command)
+    with pytest.raises(RegistryError, match="revoked"):
+        registry.set_credential("tz-1", hash_password("y"))
+    with pytest.raises(RegistryError, match="already exists \\(revoked\\)"):
+        registry.add("tz-1", "INS-2", "港闸区", hash_password("z"))
+    with pytest.raises(RegistryError, match="no device tz-9"):
+        registry.move("tz-9", "suspend")
+
+
+@pytest.mark.parametrize("device_id", ["normalized", "tz/1", "tz+1", "", "x" * 65, "tz.1"])
+def test_ids_that_would_escape_their_topic_tree_are_refused(
+    registry: DeviceRegistry, device_id: str
+) -> None:
+    with pytest.raises(RegistryError):
+        registry.add(device_id, "INS-1", "崇川区", hash_password("x"))
+    assert registry.devices() == []
+
+
+def test_password_file_holds_accounts_and_active_devices_only(registry: DeviceRegistry) -> None:
+    for device_id in ("tz-1", "tz-2", "tz-3"):
+        registry.add(device_id, "INS", "崇川区", hash_password(device_id))
+    registry.move("tz-2", "suspend")
+    registry.move("tz-3", "revoke")
+    gateway = registry.set_account("gateway", hash_password("g"))
+    text = render_passwords(registry.devices(), registry.accounts())
+    users = [line.split(":", 1)[0] for line in text.splitlines()]
+    assert users == ["cgt.gateway", "tz-1"]
+    assert f"cgt.gateway:{gateway.credential_hash}" in text.splitlines()
+
+
+def test_acl_confines_terminals_and_the_backend() -> None:
+    accounts = [Account("gateway", "cgt.gateway", "h"), Account("backend", "cgt.backend", "h")]
+    lines = render_acl(accounts).splitlines()
+    assert "pattern write cgt/v1/%u/report" in lines
+    assert "pattern read cgt/v1/%u/ack" in lines
+    assert not [line for line in lines if line.startswith("pattern") and "+/" in line[:20]]
+    backend = lines[lines.index("user cgt.backend") + 1 :]
+    assert backend[0] == "topic read cgt/v1/normalized/#"
+    assert not backend[1].startswith("topic")  # nothing else for the backend
+
+
+def test_hashes_stay_out_of_reprs(registry: DeviceRegistry) -> None:
+    device = registry.add("tz-1", "INS-1", "崇川区", hash_password("x"))
+    assert "$7$" not in repr(device)
+    assert "$7$" not in repr(registry.set_account("backend", hash_password("b")))
+
+
+def test_the_gateway_finds_its_own_credentials_in_its_data_dir(tmp_path: Path) -> None:
+    config = load_config(None, {"data_dir": str(tmp_path)})
+    assert with_own_credentials(config).mqtt.username is None  # nothing there: anonymous
+    path = password_path(tmp_path, "gateway")
+    path.parent.mkdir()
+    path.write_text("pw\n")
+    own = with_own_credentials(config).mqtt
+    assert own.username == "cgt.gateway"
+    password = own.password()
+    assert password is not None
+    assert password.get_secret_value() == "pw"
+    named = load_config(None, {"data_dir": str(tmp_path), "mqtt.username": "someone"})
+    assert with_own_credentials(named).mqtt.username == "someone"  # the config wins
+
+
+def test_a_pid_file_naming_another_program_is_not_signalled(tmp_path: Path) -> None:
+    pid_file = tmp_path / "mosquitto.pid"
+    pid_file.write_text(f"{os.getpid()}\n")  # this test runner: SIGHUP would end it
+    pid, why = reload_broker(pid_file)
+    assert pid is None
+    assert "not mosquitto" in why
+    assert reload_broker(tmp_path / "none.pid") == (
+        None,
+        "no broker running (no pid file): it reads them when it starts",
+    )
+
+
+def test_devices_cli(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    runner = CliRunner()
+    added = runner.invoke(
+        main, ["devices", "add", "tz-1", "--inspector", "I1", "--unit", "U", *data]
+    )
+    assert added.exit_code == 0, added.output
+    password = added.stdout.strip()
+    assert len(password) == 32  # the password alone on stdout
+    assert "\n" not in password
+    assert "broker-config" in added.stderr  # no broker configured yet
+    registry = DeviceRegistry(tmp_path / "data" / "devices.db")
+    assert verify_password(password, registry.require("tz-1").credential_hash)
+    again = runner.invoke(
+        main, ["devices", "add", "tz-1", "--inspector", "I", "--unit", "U", *data]
+    )
+    assert again.exit_code == 2
+    assert "already exists" in again.stderr
+
+    rotated = runner.invoke(main, ["devices", "rotate", "tz-1", *data])
+    assert rotated.exit_code == 0
+    assert verify_password(rotated.stdout.strip(), registry.require("tz-1").credential_hash)
+    assert not verify_password(password, registry.require("tz-1").credential_hash)
+
+    for command, status in (("suspend", "suspended"), ("resume", "active"), ("revoke", "revoked")):
+        moved = runner.invoke(main, ["devices", command, "tz-1", *data])
+        assert moved.exit_code == 0
+        assert moved.stdout == f"device tz-1 is {status}\n"
+    assert runner.invoke(main, ["devices", "resume", "tz-1", *data]).exit_code == 2
+    assert runner.invoke(main, ["devices", "suspend", "tz-9", *data]).exit_code == 2
+    listed = runner.invoke(main, ["devices", "list", "--json", *data])
+    assert '"status": "revoked"' in listed.stdout
+    assert "$7$" not in listed.stdout
+    registry.close()
+
+
+def test_devices_list_without_a_registry_makes_none(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["devices", "list", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert not (tmp_path / "devices.db").exists()
+
+
+def test_broker_config_keeps_the_accounts_and_refuses_tls(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    args = ["broker-config", "--data-dir", str(data), "--port", "1883", "--out"]
+    first = CliRunner().invoke(main, [*args, str(tmp_path / "conf")])
+    assert first.exit_code == 0, first.output
+    gateway_password = password_path(data, "gateway").read_text()
+    assert oct(password_path(data, "gateway").stat().st_mode & 0o777) == "0o600"
+    assert gateway_password.strip() not in first.output
+    second = CliRunner().invoke(main, [*args, str(tmp_path / "conf")])
+    assert "password kept" in second.stdout
+    assert password_path(data, "gateway").read_text() == gateway_password
+    conf = (tmp_path / "conf" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf
+    assert f"pid_file {tmp_path / 'conf' / 'mosquitto.pid'}" in conf
+    tls = CliRunner().invoke(main, [*args, str(tmp_path / "conf"), "--tls"])
+    assert tls.exit_code == 2
+    assert "not supported yet" in tls.output
