@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps demo test lint typecheck unit bench soak clean
+.PHONY: setup system-deps demo test lint typecheck unit bench soak fuzz clean
 
 setup: system-deps $(STAMP)
 
@@ -44,6 +44,14 @@ SOAK_ARGS ?=
 
 soak: setup
 	$(BIN)/python tools/soak.py --duration $(SOAK_DURATION) $(SOAK_ARGS)
+
+# Coverage-guided fuzzing (docs/security.md, "Fuzzing"): every parser's atheris target for
+# FUZZ_SECONDS each, one at a time; FUZZ_TARGETS names some. Fails on a finding.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+
+fuzz: setup
+	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis

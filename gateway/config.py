@@ -462,8 +462,12 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> G
             data = tomllib.loads(text)
         except OSError as error:
             raise ConfigError([f"{path}: cannot read: {error.strerror}"]) from None
+        except UnicodeDecodeError as error:  # TOML is UTF-8; found by fuzz/targets/config.py
+            raise ConfigError([f"{path}: not UTF-8 (byte {error.start})"]) from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError([f"{path}: not valid TOML: {error}"]) from None
+        except RecursionError:  # tomllib recurses per nested array or inline table
+            raise ConfigError([f"{path}: not valid TOML: nested too deeply"]) from None
         data = _resolve_paths(data, path.parent)
     for dotted, value in (overrides or {}).items():
         _set(data, dotted.split("."), value)

@@ -1,0 +1,11 @@
+"""A status payload of any bytes through `decode_uplink`."""
+
+from __future__ import annotations
+
+from fuzz.targets._uplink import DEVICE, decode
+
+TOPIC = f"cgt/v1/{DEVICE}/status"
+
+
+def one_input(data: bytes) -> None:
+    decode(TOPIC, data)
