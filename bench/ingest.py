@@ -11,12 +11,14 @@ committed to the inbox before its PUBACK.
 from __future__ import annotations
 
 import json
+import ssl
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -50,10 +52,15 @@ def payloads() -> list[tuple[str, bytes]]:
     return messages
 
 
-def client(client_id: str, port: int, *, persistent: bool) -> paho.Client:
+def client(
+    client_id: str, port: int, *, persistent: bool, tls: ssl.SSLContext | None = None
+) -> paho.Client:
+    """Connected (TLS handshake done, CONNECT sent; the CONNACK comes in the loop)."""
     c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
     c.max_inflight_messages_set(1000)
     c.max_queued_messages_set(0)
+    if tls is not None:
+        c.tls_set_context(tls)
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = 3600 if persistent else 0
     properties.ReceiveMaximum = RECEIVE_MAXIMUM
@@ -61,8 +68,10 @@ def client(client_id: str, port: int, *, persistent: bool) -> paho.Client:
     return c
 
 
-def publish_backlog(port: int, messages: list[tuple[str, bytes]]) -> None:
-    publisher = client(f"bench-pub-{uuid.uuid4().hex[:6]}", port, persistent=False)
+def publish_backlog(
+    port: int, messages: list[tuple[str, bytes]], tls: ssl.SSLContext | None = None
+) -> None:
+    publisher = client(f"bench-pub-{uuid.uuid4().hex[:6]}", port, persistent=False, tls=tls)
     publisher.loop_start()
     infos = [publisher.publish(topic, payload, qos=1) for topic, payload in messages]
     for info in infos:
@@ -71,17 +80,20 @@ def publish_backlog(port: int, messages: list[tuple[str, bytes]]) -> None:
     publisher.loop_stop()
 
 
-def raw_round(broker: Mosquitto, messages: list[tuple[str, bytes]]) -> float:
+def raw_round(
+    port: int, messages: list[tuple[str, bytes]], tls: ssl.SSLContext | None = None
+) -> float:
+    """The bare subscriber's rate; every connection, the backlog's too, to `port` over `tls`."""
     client_id = f"bench-raw-{uuid.uuid4().hex[:6]}"
     subscribed = threading.Event()
-    subscriber = client(client_id, broker.port, persistent=True)
+    subscriber = client(client_id, port, persistent=True, tls=tls)
     subscriber.on_subscribe = lambda *_: subscribed.set()
     subscriber.loop_start()
     subscriber.subscribe("cgt/v1/+/report", qos=1)
     subscribed.wait(10)
     subscriber.disconnect()
     subscriber.loop_stop()
-    publish_backlog(broker.port, messages)
+    publish_backlog(port, messages, tls)
 
     received = 0
     done = threading.Event()
@@ -93,23 +105,35 @@ def raw_round(broker: Mosquitto, messages: list[tuple[str, bytes]]) -> float:
             done.set()
 
     start = time.perf_counter()
-    subscriber = client(client_id, broker.port, persistent=True)
+    subscriber = client(client_id, port, persistent=True, tls=tls)
     subscriber.on_message = on_message
     subscriber.loop_start()
     done.wait(300)
     elapsed = time.perf_counter() - start
-    subscriber.disconnect()
+    # Its session ends with it: left behind, it would have every later backlog queued too.
+    ending = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+    ending.SessionExpiryInterval = 0
+    subscriber.disconnect(properties=ending)
     subscriber.loop_stop()
     return len(messages) / elapsed
 
 
 def gateway_round(
-    broker: Mosquitto, messages: list[tuple[str, bytes]], scratch: Path
+    broker_url: str,
+    messages: list[tuple[str, bytes]],
+    scratch: Path,
+    *,
+    tls: ssl.SSLContext | None = None,
+    config: Path | None = None,
 ) -> dict[str, float]:
-    gateway = GatewayProcess(scratch / f"gw-{uuid.uuid4().hex[:6]}", broker.url)
+    """The gateway's rates through `broker_url`; the backlog goes to the same port over `tls`
+    (an mqtts:// URL needs it, and the gateway its CA in `config`)."""
+    port = urlsplit(broker_url).port
+    assert port is not None, broker_url
+    gateway = GatewayProcess(scratch / f"gw-{uuid.uuid4().hex[:6]}", broker_url, config=config)
     gateway.start()  # registers the gateway's persistent session and subscriptions
     gateway.stop()
-    publish_backlog(broker.port, messages)
+    publish_backlog(port, messages, tls)
     start = time.perf_counter()
     gateway.start(timeout_s=60)
     committed_at = None
@@ -146,8 +170,8 @@ def run() -> dict[str, Any]:
         Mosquitto(Path(scratch) / "broker") as broker,
     ):
         for _ in range(ROUNDS):  # interleaved, so drift in the machine hits both alike
-            raw.append(raw_round(broker, messages))
-            rates = gateway_round(broker, messages, Path(scratch))
+            raw.append(raw_round(broker.port, messages))
+            rates = gateway_round(broker.url, messages, Path(scratch))
             end_to_end.append(rates["end_to_end"])
             intake.append(rates["inbox_commit"])
     raw_summary, gateway_summary = summary(raw), summary(end_to_end)

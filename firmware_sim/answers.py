@@ -3,7 +3,8 @@
 `Answers.of(records)` finds the reports of a capture (envelopes with a readable
 `report_id`, and the media their manifests name); `on_downlink` takes each parsed
 downlink. A report's answer is final when it is `accepted` or `rejected`, except a
-rejection with `server.retry_later`: that is the gateway's state, not a verdict.
+rejection with `server.retry_later` or a `limit.*` code: that is the gateway's state or
+the device's budget, not a verdict.
 Error notices about a chunk go to the report whose manifest names its media; the rest
 (a bad status, an envelope without a readable id) are counted by reason code.
 """
@@ -19,8 +20,6 @@ import orjson
 
 from firmware_sim.capture import CaptureRecord
 from firmware_sim.downlink import Ack, Downlink, ErrorNotice, Malformed, Reason
-
-RETRY_LATER = "server.retry_later"
 
 
 @dataclass(slots=True)
@@ -38,9 +37,7 @@ class ReportAnswer:
     def final(self) -> bool:
         if self.status == "accepted":
             return True
-        return self.status == "rejected" and (
-            self.reason is None or self.reason.code != RETRY_LATER
-        )
+        return self.status == "rejected" and (self.reason is None or not self.reason.retry_later)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,7 @@ accepted, 1 if any was not, 2 for bad usage.
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from firmware_sim import scenario
 from firmware_sim.faults import HELP as FAULT_HELP
 from firmware_sim.faults import Faults
 from firmware_sim.fleet import FleetSettings, run_fleet
+from firmware_sim.identity import CredentialsError, Identity, read_credentials
 from firmware_sim.outcomes import Progress, Summary
 from firmware_sim.scenario import ScenarioError
 
@@ -54,6 +56,41 @@ class Duration(click.ParamType[float, Any]):
         if seconds <= 0:
             self.fail(f"{value!r} is not a positive duration", param, ctx)
         return seconds
+
+
+def identity_options(command: Callable[..., None]) -> Callable[..., None]:
+    """How the terminals log in (firmware_sim/identity.py); the command gets `identity`."""
+    options = [
+        click.option("--username", default=None, help="may contain {device_id}"),
+        click.option("--password", default=None, envvar="FIRMWARE_SIM_PASSWORD",
+                     help="one for all terminals, or $FIRMWARE_SIM_PASSWORD"),
+        click.option("--credentials", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, help="a DEVICE_ID:PASSWORD line per terminal"),
+        click.option("--ca-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     default=None, help="the CA of an mqtts:// broker's certificate"),
+        click.option("--cert-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+                     default=None, help="DEVICE_ID.crt and .key: log in by certificate"),
+    ]  # fmt: skip
+
+    def wrapped(
+        username: str | None,
+        password: str | None,
+        credentials: Path | None,
+        ca_file: Path | None,
+        cert_dir: Path | None,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            passwords = read_credentials(credentials) if credentials else {}
+        except CredentialsError as error:
+            raise click.BadParameter(str(error), param_hint="--credentials") from None
+        identity = Identity(username, password, passwords, ca_file, cert_dir)
+        command(identity=identity, **kwargs)
+
+    functools.update_wrapper(wrapped, command)
+    for option in reversed(options):
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def fault_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -126,10 +163,7 @@ _FLEET_OPTIONS = {
 @click.option(
     "--device-prefix", default=None, help="device ids are PREFIX-0001, ... [default: sim]"
 )
-@click.option("--username", default=None, help="may contain {device_id}")
-@click.option(
-    "--password", default=None, envvar="FIRMWARE_SIM_PASSWORD", help="or $FIRMWARE_SIM_PASSWORD"
-)
+@identity_options
 @click.option(
     "--json",
     "json_path",
@@ -171,15 +205,14 @@ def run(
     broker: str,
     scenario: str | None,
     queue_dir: Path | None,
-    username: str | None,
-    password: str | None,
+    identity: Identity,
     json_path: Path | None,
     **options: Any,
 ) -> None:
     """Run N terminals: K reports each back to back, or on patrol for a duration, with
     store and forward, verification tasks answered, and faults on demand."""
     try:
-        settings = fleet_settings(broker, scenario, queue_dir, username, password, options)
+        settings = fleet_settings(broker, scenario, queue_dir, identity, options)
     except (ScenarioError, ValueError, TypeError) as error:
         raise click.UsageError(str(error)) from None
     printer = ProgressPrinter(sys.stderr)
@@ -201,8 +234,7 @@ def fleet_settings(
     broker: str,
     scenario_name: str | None,
     queue_dir: Path | None,
-    username: str | None,
-    password: str | None,
+    identity: Identity,
     options: dict[str, Any],
 ) -> FleetSettings:
     """Defaults, then the scenario, then what the command line gave."""
@@ -218,8 +250,7 @@ def fleet_settings(
     )  # fmt: skip
     return FleetSettings(
         broker=broker,
-        username=username,
-        password=password,
+        identity=identity,
         queue_dir=queue_dir,
         faults=Faults(**faults),
         **values,
@@ -285,9 +316,11 @@ def gps(
               help="mqtt://HOST:PORT or mqtts://")  # fmt: skip
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="the capture file to write (JSON Lines)")  # fmt: skip
-@click.option("--username", default=None)
+@click.option("--username", default=None, help="an account that reads every uplink")
 @click.option("--password", default=None, envvar="FIRMWARE_SIM_PASSWORD",
               help="or $FIRMWARE_SIM_PASSWORD")  # fmt: skip
+@click.option("--ca-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="the CA of an mqtts:// broker's certificate")  # fmt: skip
 @click.option("--devices", default="*", show_default=True,
               help="record only device ids matching this glob, e.g. 'sim-*'")  # fmt: skip
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -297,6 +330,7 @@ def record(
     out_path: Path,
     username: str | None,
     password: str | None,
+    ca_file: Path | None,
     devices: str,
     seconds: float | None,
 ) -> None:
@@ -306,6 +340,7 @@ def record(
 
     import aiomqtt  # noqa: PLC0415
 
+    from firmware_sim.identity import Login  # noqa: PLC0415
     from firmware_sim.link import BrokerUrl  # noqa: PLC0415
     from firmware_sim.recorder import RecordCounts, RecordSettings, record_file  # noqa: PLC0415
 
@@ -313,9 +348,8 @@ def record(
         url = BrokerUrl.parse(broker)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    settings = RecordSettings(
-        url, username=username, password=password, devices=devices, seconds=seconds
-    )
+    login = Login(username, password, ca_file)
+    settings = RecordSettings(url, login=login, devices=devices, seconds=seconds)
     counts = RecordCounts()
     started = time.monotonic()
 
@@ -343,9 +377,7 @@ def record(
               help="1: the recorded timing, 2: twice as fast, 0: as fast as possible")  # fmt: skip
 @click.option("--fresh-ids", is_flag=True,
               help="new report and media ids: a gateway that has them takes them anew")  # fmt: skip
-@click.option("--username", default=None, help="may contain {device_id}")
-@click.option("--password", default=None, envvar="FIRMWARE_SIM_PASSWORD",
-              help="or $FIRMWARE_SIM_PASSWORD")  # fmt: skip
+@identity_options
 @click.option("--timeout-s", type=click.FloatRange(min=0, min_open=True), default=30.0,
               show_default=True, help="wait after the last message for final answers")  # fmt: skip
 @click.option("--connect-timeout-s", type=click.FloatRange(min=0, min_open=True), default=10.0,
@@ -357,8 +389,7 @@ def replay(
     broker: str,
     speed: float,
     fresh_ids: bool,
-    username: str | None,
-    password: str | None,
+    identity: Identity,
     timeout_s: float,
     connect_timeout_s: float,
     json_path: Path | None,
@@ -372,8 +403,7 @@ def replay(
         settings = replaying.ReplaySettings(
             broker=broker,
             speed=speed,
-            username=username,
-            password=password,
+            identity=identity,
             timeout_s=timeout_s,
             connect_timeout_s=connect_timeout_s,
         )

@@ -24,6 +24,18 @@ from firmware_sim.wire import DOWNLINK_MESSAGES, PREFIX, AckStatus, is_device_id
 _ACK_STATUSES: tuple[AckStatus, ...] = ("accepted", "incomplete", "rejected")
 
 
+# Not verdicts: the gateway is full, or the device is over one of its budgets; a terminal
+# keeps the report (or chunk) and sends it again later.
+RETRY_LATER_CODES = frozenset(
+    {
+        "server.retry_later",
+        "limit.reports_per_minute",
+        "limit.media_bytes_per_hour",
+        "limit.spool_bytes",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Reason:
     code: str
@@ -32,6 +44,10 @@ class Reason:
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+    @property
+    def retry_later(self) -> bool:
+        return self.code in RETRY_LATER_CODES
 
 
 @dataclass(frozen=True, slots=True)

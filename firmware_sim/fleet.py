@@ -22,7 +22,8 @@ from firmware_sim import wire
 from firmware_sim.duty import Duty, DutySettings
 from firmware_sim.faults import FaultCounts, FaultDice, Faults
 from firmware_sim.gps import WALKING_MPS
-from firmware_sim.link import BrokerUrl, LinkSettings, MqttLink, for_device
+from firmware_sim.identity import Identity
+from firmware_sim.link import BrokerUrl, LinkSettings, MqttLink
 from firmware_sim.outcomes import Progress, Summary, Tally
 from firmware_sim.photo import PHONE_SIZE, PhotoPool
 from firmware_sim.queue import BlobStore, ReportQueue
@@ -46,8 +47,7 @@ class FleetSettings:
     duration_s: float | None = None  # on patrol this long; None: the K reports back to back
     reports_per_hour: float = 12.0  # per terminal, on patrol
     device_prefix: str = "sim"
-    username: str | None = None  # may contain {device_id}: each terminal logs in as itself
-    password: str | None = field(default=None, repr=False)
+    identity: Identity = field(default_factory=Identity)  # how each terminal logs in
     seed: int | None = None  # content only; report and media ids are always fresh UUID4s
     queue_dir: Path | None = None  # None: a temporary queue, gone with the run
     ack_timeout_s: float = 30.0
@@ -103,8 +103,9 @@ class FleetSettings:
             wire.check_device_id(device_id)
 
     def public(self) -> dict[str, object]:
-        """The settings as recorded with a run's results: everything but the password."""
-        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "password"}
+        """The settings as recorded with a run's results: everything but the passwords."""
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        record["identity"] = self.identity.public()
         record["codes_dir"] = str(self.codes_dir) if self.codes_dir else None
         record["queue_dir"] = str(self.queue_dir) if self.queue_dir else None
         record["faults"] = self.faults.to_json()
@@ -117,8 +118,7 @@ class FleetSettings:
     def link_settings(self, device_id: str) -> LinkSettings:
         return LinkSettings(
             broker=BrokerUrl.parse(self.broker),
-            username=for_device(self.username, device_id),
-            password=self.password,
+            login=self.identity.login(device_id),
             connect_timeout_s=self.connect_timeout_s,
             publish_timeout_s=self.publish_timeout_s,
             publish_window=self.publish_window,

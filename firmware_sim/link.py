@@ -18,7 +18,6 @@ import contextlib
 import math
 import random
 import socket
-import ssl
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,17 +28,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from firmware_sim.identity import Login
 from firmware_sim.wire import Uplink
 
 UplinkSource = Callable[[], Uplink]  # built when the window admits it, so memory stays bounded
-
-
-DEVICE_ID_FIELD = "{device_id}"  # in a username: each terminal logs in as itself
-
-
-def for_device(username: str | None, device_id: str) -> str | None:
-    """The username a device logs in with: `{device_id}` in it becomes the device's id."""
-    return None if username is None else username.replace(DEVICE_ID_FIELD, device_id)
 
 
 class LinkError(Exception):
@@ -71,8 +63,7 @@ class BrokerUrl:
 @dataclass(frozen=True, slots=True)
 class LinkSettings:
     broker: BrokerUrl
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    login: Login = field(default_factory=Login)
     keepalive_s: int = 60
     # The broker keeps the session (subscriptions, queued acks) this long after a drop.
     session_expiry_s: int = 3600
@@ -283,8 +274,8 @@ class MqttLink:
             settings.broker.host,
             settings.broker.port,
             identifier=self.client_id,
-            username=settings.username,
-            password=settings.password,
+            username=settings.login.username,
+            password=settings.login.password,
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=settings.clean_first and self.sessions == 0,
             properties=properties,
@@ -294,7 +285,7 @@ class MqttLink:
             if will
             else None,
             max_inflight_messages=max(20, settings.publish_window * 2),
-            tls_context=ssl.create_default_context() if settings.broker.tls else None,
+            tls_context=settings.login.tls_context() if settings.broker.tls else None,
         )
         # aiomqtt warns past 10 pending calls; a full window is normal here, not a leak.
         client.pending_calls_threshold = settings.publish_window * 4 + 10

@@ -18,8 +18,8 @@ FINAL: frozenset[OutcomeStatus] = frozenset({"accepted", "rejected"})
 class Outcome:
     """What became of a report: `accepted` (with a case number) or `rejected` by the
     gateway (with its reason) are final; `failed` ends one try (silence, a dead link,
-    `server.retry_later`) and the report stays queued; `queued` is a report still on the
-    terminal's disk when the run ended, with the last try's reason."""
+    `server.retry_later`, a `limit.*` code) and the report stays queued; `queued` is a
+    report still on the terminal's disk when the run ended, with the last try's reason."""
 
     report_id: str
     device_id: str

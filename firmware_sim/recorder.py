@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import fnmatch
 import signal
-import ssl
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from firmware_sim.capture import CaptureWriter, parse_uplink_topic
+from firmware_sim.identity import Login
 from firmware_sim.link import BrokerUrl
 
 _KINDS = ("report", "media", "status", "track")
@@ -33,8 +33,7 @@ UPLINK_FILTERS = ("cgt/v1/+/report", "cgt/v1/+/media/#", "cgt/v1/+/status", "cgt
 @dataclass(frozen=True, slots=True)
 class RecordSettings:
     broker: BrokerUrl
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    login: Login = field(default_factory=Login)  # an account that may read every uplink
     devices: str = "*"  # a glob over device ids, e.g. "sim-*"
     seconds: float | None = None  # None: until stopped
     connect_timeout_s: float = 10.0
@@ -117,11 +116,11 @@ def _client(settings: RecordSettings) -> aiomqtt.Client:
         settings.broker.host,
         settings.broker.port,
         identifier=f"cgt-record-{uuid.uuid4().hex[:12]}",
-        username=settings.username,
-        password=settings.password,
+        username=settings.login.username,
+        password=settings.login.password,
         protocol=aiomqtt.ProtocolVersion.V5,
         timeout=settings.connect_timeout_s,
-        tls_context=ssl.create_default_context() if settings.broker.tls else None,
+        tls_context=settings.login.tls_context() if settings.broker.tls else None,
     )
 
 

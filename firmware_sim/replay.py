@@ -23,7 +23,8 @@ from firmware_sim import wire
 from firmware_sim.answers import Answers
 from firmware_sim.capture import CaptureHeader, CaptureReader, CaptureRecord, fresh_ids
 from firmware_sim.downlink import parse_downlink
-from firmware_sim.link import BrokerUrl, LinkError, LinkSettings, MqttLink, for_device
+from firmware_sim.identity import Identity
+from firmware_sim.link import BrokerUrl, LinkError, LinkSettings, MqttLink
 
 _SHOWN_REPORTS = 20  # reports listed in the text summary; --json has all
 
@@ -36,8 +37,7 @@ class ReplayError(Exception):
 class ReplaySettings:
     broker: str
     speed: float = 1.0  # 1: the capture's timing; 2: twice as fast; 0: no pauses
-    username: str | None = None  # may contain {device_id}
-    password: str | None = field(default=None, repr=False)
+    identity: Identity = field(default_factory=Identity)  # how each device logs in
     timeout_s: float = 30.0  # after the last publish, for the final answers
     connect_timeout_s: float = 10.0
     publish_timeout_s: float = 60.0
@@ -51,8 +51,7 @@ class ReplaySettings:
     def link_settings(self, device_id: str) -> LinkSettings:
         return LinkSettings(
             broker=BrokerUrl.parse(self.broker),
-            username=for_device(self.username, device_id),
-            password=self.password,
+            login=self.identity.login(device_id),
             connect_timeout_s=self.connect_timeout_s,
             publish_timeout_s=self.publish_timeout_s,
         )
@@ -61,7 +60,7 @@ class ReplaySettings:
         return {
             "broker": self.broker,
             "speed": self.speed,
-            "username": self.username,
+            **self.identity.public(),
             "timeout_s": self.timeout_s,
             "window": self.window,
         }

@@ -3,12 +3,14 @@
 Per report: every chunk of every media file first, then the envelope, then wait.
   accepted     done; latency runs from the first publish to this ack
   incomplete   re-send exactly the chunks listed in `missing`, keep waiting
-  rejected     done, with the gateway's reason; but `server.retry_later` means the
-               gateway is full for now: `failed`, so the report stays queued
+  rejected     done, with the gateway's reason; but `server.retry_later` (the gateway
+               is full) or a `limit.*` code (this device is over a budget) means not
+               now: `failed`, so the report stays queued
   silence      re-publish the same envelope (the gateway answers where it stands),
                up to `max_attempts` publications, then give up as `failed`
 An error notice about the envelope ends the report (re-sending it cannot help); one
-about a chunk is noted and the wait goes on (the gateway will list what is missing).
+about a chunk is noted and the wait goes on (the gateway will list what is missing),
+unless it says "not now" (as above): then the report is `failed` and stays queued.
 `failed` is not the end of a report: its queue (queue.py) sends it again later.
 
 With `FaultDice`, the first upload goes out as the dice say (chunks lost, garbled,
@@ -52,7 +54,6 @@ class TerminalSettings:
 
 
 _Answer = Ack | ErrorNotice
-RETRY_LATER = "server.retry_later"  # the gateway is full: keep the report, send it later
 
 
 class Terminal:
@@ -281,14 +282,14 @@ class _Run:
                 return None
             if isinstance(answer, ErrorNotice):
                 self.problem = answer.reason
-                if answer.media_id is None:
+                if answer.media_id is None or answer.reason.retry_later:
                     return self._end("failed", reason=answer.reason)
                 continue
             if answer.status == "accepted":
                 latency_ms = round((self.terminal.clock() - self.started) * 1000, 1)
                 return self._end("accepted", case_no=answer.case_no, latency_ms=latency_ms)
             if answer.status == "rejected":
-                if answer.reason is not None and answer.reason.code == RETRY_LATER:
+                if answer.reason is not None and answer.reason.retry_later:
                     return self._end("failed", reason=answer.reason)
                 return self._end("rejected", reason=answer.reason)
             if not answer.missing:  # incomplete, nothing missing: in hand, `accepted` follows

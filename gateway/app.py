@@ -23,6 +23,7 @@ from structlog.typing import FilteringBoundLogger
 from gateway import logs
 from gateway.config import GatewayConfig
 from gateway.devices.gate import DeviceGate
+from gateway.devices.limits import DeviceQuotas
 from gateway.devices.registry import FILE_NAME as DEVICES_FILE
 from gateway.geo.locate import load_locator
 from gateway.geo.location import Geo
@@ -48,7 +49,14 @@ from gateway.tasks import TaskDispatcher
 
 
 def acceptance_window(config: GatewayConfig) -> AcceptanceWindow:
-    return AcceptanceWindow(config.timezone, config.acceptance.opens, config.acceptance.closes)
+    acceptance = config.acceptance
+    return AcceptanceWindow(
+        config.timezone,
+        acceptance.opens,
+        acceptance.closes,
+        max_ahead_s=acceptance.created_at_max_ahead_s,
+        max_behind_s=acceptance.created_at_max_behind_s,
+    )
 
 
 def nmea_fix(sentences: list[str]) -> GnssFix | str:
@@ -185,7 +193,13 @@ class Gateway:
         self.gate = DeviceGate(config.data_dir / DEVICES_FILE, log)
         self.intake = IntakeLoop(
             Intake(
-                self.inbox, self.outbox, self.profile, log, lambda: self.watch.levels, self.gate
+                self.inbox,
+                self.outbox,
+                self.profile,
+                log,
+                lambda: self.watch.levels,
+                self.gate,
+                DeviceQuotas(config.limits.device()),
             ),
             self.link,
             config.limits.wire(),
@@ -236,6 +250,7 @@ class Gateway:
             "gateway.started",
             broker=self.config.mqtt.broker,
             username=self.config.mqtt.username,
+            ca_file=str(tls.ca_file) if (tls := self.config.mqtt.tls) and tls.ca_file else None,
             data_dir=str(self.config.data_dir),
             pipeline=self.config.pipeline.mode,
         )

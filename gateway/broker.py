@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +25,48 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True, slots=True)
+class ListenerTls:
+    """The broker's side of TLS: the CA that signed the terminals' and gateway's view of
+    the broker (and, with client certificates, the terminals' certificates), and its own."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    port: int
+    bind: str = "127.0.0.1"
+    tls: ListenerTls | None = None
+    # With a revocation list, terminals prove who they are by certificate, not password:
+    # the certificate's CN becomes the username, so the ACL's `%u` patterns confine them
+    # as before, and certificates on the list are refused at the handshake.
+    client_certificates_crl: Path | None = None
+
+    def render(self) -> str:
+        lines = [f"listener {self.port} {self.bind}"]
+        if self.tls is not None:
+            lines += [
+                f"cafile {self.tls.ca_file}",
+                f"certfile {self.tls.cert_file}",
+                f"keyfile {self.tls.key_file}",
+                "tls_version tlsv1.2",  # the oldest still safe; TLS 1.3 is taken too
+            ]
+        if self.client_certificates_crl is not None:
+            lines += [
+                "require_certificate true",
+                "use_identity_as_username true",
+                f"crlfile {self.client_certificates_crl}",
+            ]
+        return "\n".join(lines)
+
+
 def write_config(
     directory: Path,
-    port: int,
+    listeners: Sequence[Listener],
     *,
-    bind: str = "127.0.0.1",
     auth_lines: str = "",
     allow_anonymous: bool = True,
     run_as: str | None = None,
@@ -38,9 +76,12 @@ def write_config(
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
     template = (default_config_dir() / "mosquitto" / "mosquitto.conf.template").read_text()
+    if not listeners:
+        raise ValueError("a broker needs at least one listener")
+    if any(item.client_certificates_crl and item.tls is None for item in listeners):
+        raise ValueError("client certificates need a TLS listener")
     text = template.format(
-        port=port,
-        bind=bind,
+        listeners="\n\n".join(listener.render() for listener in listeners),
         allow_anonymous="true" if allow_anonymous else "false",
         auth_lines=auth_lines,
         user_line=f"user {run_as}" if run_as else "",
@@ -68,6 +109,7 @@ class Mosquitto:
     directory: Path
     port: int = field(default_factory=free_port)
     auth_lines: str = ""
+    tls: bool = False  # the listener of `conf` speaks TLS (mqtts://)
     allow_anonymous: bool = True
     # A configuration written already (by `gateway broker-config`) instead of a rendered one.
     conf: Path | None = None
@@ -75,13 +117,13 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> Mosquitto:
         self.directory.mkdir(parents=True, exist_ok=True)
         conf = self.conf or write_config(
             self.directory,
-            self.port,
+            [Listener(self.port)],
             auth_lines=self.auth_lines,
             allow_anonymous=self.allow_anonymous,
             # Started as root, Mosquitto drops to the `mosquitto` user, which cannot read a

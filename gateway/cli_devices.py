@@ -10,27 +10,19 @@ else goes to stderr. Passwords are never logged or stored, only their hashes.
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
-from gateway.broker import write_config
 from gateway.cli_options import config_option, data_dir_option, load_or_exit
-from gateway.devices.broker_files import (
-    ACL_FILE,
-    CONF_FILE,
-    PASSWORD_FILE,
-    PID_FILE,
-    Applied,
-    apply,
-)
-from gateway.devices.credentials import ensure_accounts
+from gateway.devices.broker_files import Applied, apply
+from gateway.devices.broker_setup import TlsRequest, configure_broker
 from gateway.devices.passwords import hash_password, new_password
+from gateway.devices.pki import CLIENT_DAYS, PkiError
 from gateway.devices.registry import FILE_NAME, Device, DeviceRegistry, RegistryError
+from gateway.devices.tls_files import write_device_cert
 
 
 def _registry(config_file: Path | None, data_dir: Path | None, *, create: bool) -> DeviceRegistry:
@@ -70,7 +62,7 @@ def devices_add(
     try:
         registry.add(device_id, inspector_id, unit, hash_password(password))
         applied = apply(registry)
-    except RegistryError as error:
+    except (RegistryError, PkiError) as error:
         _fail(str(error), 2)
     finally:
         registry.close()
@@ -91,7 +83,7 @@ def devices_rotate(device_id: str, config_file: Path | None, data_dir: Path | No
     try:
         device = registry.set_credential(device_id, hash_password(password))
         applied = apply(registry)
-    except RegistryError as error:
+    except (RegistryError, PkiError) as error:
         _fail(str(error), 2)
     finally:
         registry.close()
@@ -105,7 +97,7 @@ def _move(command: str, device_id: str, config_file: Path | None, data_dir: Path
     try:
         device = registry.move(device_id, command)
         applied = apply(registry)
-    except RegistryError as error:
+    except (RegistryError, PkiError) as error:
         _fail(str(error), 2)
     finally:
         registry.close()
@@ -181,6 +173,33 @@ def _report(applied: Applied) -> None:
     _say(applied.describe())
 
 
+@devices.command("cert")
+@click.argument("device_id")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where DEVICE_ID.crt, DEVICE_ID.key and ca.crt go.")  # fmt: skip
+@click.option("--days", type=click.IntRange(1, 3650), default=CLIENT_DAYS, show_default=True)
+@config_option
+@data_dir_option
+def devices_cert(
+    device_id: str, out: Path, days: int, config_file: Path | None, data_dir: Path | None
+) -> None:
+    """Issue a client certificate (CN = the device id) from the gateway's CA, for brokers
+    with a client-certificate listener (`broker-config --tls --cert-port`)."""
+    registry = _registry(config_file, data_dir, create=False)
+    try:
+        device = registry.require(device_id)
+        if device.status != "active":
+            _fail(f"device {device_id} is {device.status}: no certificate for it", 2)
+        written = write_device_cert(out, device_id, registry, days)
+    except (RegistryError, PkiError) as error:
+        _fail(str(error), 2)
+    finally:
+        registry.close()
+    for path in written:
+        _say(f"wrote {path}")
+    _say("suspending or revoking the device shuts this certificate out too (CRL and ACL)")
+
+
 @click.command("broker-config")
 @config_option
 @data_dir_option
@@ -188,42 +207,39 @@ def _report(applied: Applied) -> None:
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Where mosquitto.conf, the password file, the ACL and its data go.")  # fmt: skip
 @click.option("--bind", default="0.0.0.0", show_default=True, help="The listener's address.")  # noqa: S104 - terminals connect from the network
-@click.option("--tls", is_flag=True, help="Not supported yet.")
+@click.option("--tls", is_flag=True, help="TLS, a certificate from the gateway's CA.")
+@click.option("--hostname", "hostnames", multiple=True,
+              help="A name terminals reach the broker by (repeatable).")  # fmt: skip
+@click.option("--cert-port", type=click.IntRange(1, 65535), default=None,
+              help="With --tls: also a listener for terminals with certificates.")  # fmt: skip
+@click.option("--ca-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="With --tls: import the city's CA (with --ca-key).")  # fmt: skip
+@click.option("--ca-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None)  # fmt: skip
 def broker_config(
-    config_file: Path | None, data_dir: Path | None, port: int, out: Path, bind: str, tls: bool
+    config_file: Path | None,
+    data_dir: Path | None,
+    port: int,
+    out: Path,
+    bind: str,
+    tls: bool,
+    hostnames: tuple[str, ...],
+    cert_port: int | None,
+    ca_cert: Path | None,
+    ca_key: Path | None,
 ) -> None:
-    """Write a complete Mosquitto configuration: listener, password file and ACL from the
-    device registry, the gateway's and a backend's accounts, a pid file for reloads."""
-    if tls:
-        raise click.UsageError("--tls is not supported yet: terminate TLS in front of the broker")
+    """Write a complete Mosquitto configuration: listeners, password file and ACL from the
+    device registry, the gateway's and a backend's accounts, a pid file for reloads, and
+    with --tls the broker's certificate from the gateway's CA (made once, kept)."""
+    if not tls and (hostnames or cert_port or ca_cert or ca_key):
+        raise click.UsageError("--hostname, --cert-port, --ca-cert and --ca-key need --tls")
+    if cert_port is not None and cert_port == port:
+        raise click.UsageError("--cert-port must differ from --port")
     config = load_or_exit(config_file, data_dir=data_dir and str(data_dir))
-    out = out.resolve()
-    data = config.data_dir.resolve()
-    registry = DeviceRegistry(data / FILE_NAME)
+    request = TlsRequest(hostnames, cert_port, ca_cert, ca_key) if tls else None
     try:
-        accounts = ensure_accounts(registry, data)
-        registry.set_broker_dir(out)
-        user = pwd.getpwuid(os.geteuid()).pw_name
-        conf = write_config(
-            out,
-            port,
-            bind=bind,
-            auth_lines=f"password_file {out / PASSWORD_FILE}\nacl_file {out / ACL_FILE}",
-            allow_anonymous=False,
-            # Started as root, Mosquitto becomes this user: the one owning its files, and
-            # the one whose `gateway devices` commands may signal it.
-            run_as=user,
-            pid_file=out / PID_FILE,
-        )
-        applied = apply(registry)
-        active = len(registry.devices("active"))
-    finally:
-        registry.close()
-    click.echo(f"wrote {conf} (listener {bind}:{port}, no anonymous clients, runs as {user})")
-    click.echo(f"      {out / PASSWORD_FILE} ({active} active devices and the accounts)")
-    click.echo(f"      {out / ACL_FILE} (each terminal confined to cgt/v1/<its id>/)")
-    for account in accounts:
-        state = "new password" if account.made else "password kept"
-        click.echo(f"account {account.role:<8} {account.username:<12} {state} in {account.path}")
-    click.echo(f"start the broker: mosquitto -c {out / CONF_FILE}")
-    click.echo(applied.describe())
+        setup = configure_broker(config.data_dir, out, port, bind=bind, tls=request)
+    except PkiError as error:
+        _fail(str(error), 2)
+    for line in setup.describe():
+        click.echo(line)

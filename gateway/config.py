@@ -11,14 +11,25 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from gateway.devices.limits import DeviceLimits
 from gateway.errors import ConfigError
 from gateway.geo.checks import FixChecks
 from gateway.media.photo import PhotoSettings
@@ -33,7 +44,9 @@ DAY = 24 * HOUR
 GiB = 1024 * MiB
 
 PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
+# Not inf or nan (TOML has both): an endless timeout is a hang, or a crash where it is rounded.
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
@@ -55,10 +68,10 @@ class MqttSettings(_Section):
     username: str | None = None
     password_env: str | None = None
     password_file: Path | None = None
-    keepalive_s: PositiveInt = 30
+    keepalive_s: Annotated[int, Field(gt=0, le=65535)] = 30  # MQTT's is 16 bits
     # The broker queues uplinks for the gateway's session while it is down; a week covers
     # a long weekend's outage. The broker's own queue limit bounds memory (see config/).
-    session_expiry_s: PositiveInt = 7 * DAY
+    session_expiry_s: Annotated[int, Field(gt=0, le=0xFFFFFFFF)] = 7 * DAY  # 32 bits
     # Unacknowledged messages in flight to us; the intake's commit batch fills from these.
     receive_maximum: Annotated[int, Field(ge=1, le=65535)] = 500
     shared_group: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None
@@ -72,6 +85,8 @@ class MqttSettings(_Section):
         parts = urlsplit(value)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("must look like mqtt://HOST:PORT or mqtts://HOST:PORT")
+        if "@" in value:  # never echoed: what looks like user info may hold a password
+            raise ValueError("takes no user or password: set mqtt.username, mqtt.password_env")
         try:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError as error:
@@ -142,6 +157,8 @@ class S3Settings(_Section):
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError("must look like https://HOST[:PORT]")
+            if "@" in parts.netloc:  # never echoed: it may hold a key
+                raise ValueError("takes no credentials: see access_key_id, secret_access_key_env")
         return value
 
     def secret_access_key(self) -> SecretStr | None:
@@ -159,10 +176,16 @@ class PostgresSettings(_Section):
     pool_min: Annotated[int, Field(ge=1, le=100)] = 1
     pool_max: Annotated[int, Field(ge=1, le=100)] = 4
     connect_timeout_s: PositiveFloat = 5.0
-    statement_timeout_ms: PositiveInt = 30_000
+    statement_timeout_ms: Annotated[int, Field(gt=0, le=2**31 - 1)] = 30_000  # PostgreSQL's int
 
     def password(self) -> SecretStr | None:
         return _secret("postgres.password", self.password_env, self.password_file)
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> PostgresSettings:
+        if self.pool_min > self.pool_max:
+            raise ValueError("pool_min is larger than pool_max")
+        return self
 
 
 class StoreSettings(_Section):
@@ -193,9 +216,37 @@ class LimitsSettings(_Section):
     chunks_per_media: PositiveInt = 4096
     nmea_sentences: PositiveInt = 64
     track_fixes: PositiveInt = 3600
+    # Each device's own budgets (gateway/devices/limits.py), so one cannot crowd out the
+    # rest. 120 a minute: a terminal back from a day offline flushes its backlog at once.
+    reports_per_device_per_minute: PositiveInt = 120
+    media_bytes_per_device_per_hour: PositiveInt = 2 * GiB
+    spool_bytes_per_device: PositiveInt = 512 * MiB  # chunks held for unfinished uploads
 
     def wire(self) -> WireLimits:
-        return WireLimits(**self.model_dump())
+        return WireLimits(**self.model_dump(exclude=_DEVICE_BUDGETS))
+
+    def device(self) -> DeviceLimits:
+        return DeviceLimits(
+            self.reports_per_device_per_minute,
+            self.media_bytes_per_device_per_hour,
+            self.spool_bytes_per_device,
+        )
+
+    @model_validator(mode="after")
+    def _budgets_fit(self) -> LimitsSettings:
+        # Below these, a chunk (or a whole photo or voice note) could never be taken.
+        if self.media_bytes_per_device_per_hour < self.chunk_bytes:
+            raise ValueError("media_bytes_per_device_per_hour is smaller than chunk_bytes")
+        if self.spool_bytes_per_device < max(self.photo_bytes, self.voice_bytes):
+            raise ValueError("spool_bytes_per_device is smaller than photo_bytes or voice_bytes")
+        return self
+
+
+_DEVICE_BUDGETS = {
+    "reports_per_device_per_minute",
+    "media_bytes_per_device_per_hour",
+    "spool_bytes_per_device",
+}
 
 
 class PipelineSettings(_Section):
@@ -275,7 +326,7 @@ class GeoSettings(_Section):
     grid_cell_m: Annotated[float, Field(ge=10, le=1000)] = 100.0
     grid_area_code: Annotated[str, Field(pattern=r"^[0-9]{6}$")] = "320600"
     # south, west, north, east of the generated grid (the three covered districts)
-    grid_extent: tuple[float, float, float, float] = (31.88, 120.76, 32.12, 121.02)
+    grid_extent: tuple[Finite, Finite, Finite, Finite] = (31.88, 120.76, 32.12, 121.02)
     match_tolerance_m: Annotated[float, Field(gt=0, le=500)] = 30.0
     default_units: dict[str, str] = {
         "崇川区": "崇川区城市管理监督指挥中心",
@@ -304,13 +355,19 @@ class AcceptanceSettings(_Section):
     timezone: str = "Asia/Shanghai"
     opens: time = time(8, 0)
     closes: time = time(18, 0)
+    # How far a report's created_at (the terminal's clock) may lie after, or before, the
+    # gateway's received_at before the report is flagged `clock.ahead` / `clock.behind`.
+    # Behind allows for store and forward: a terminal may hold a report for days.
+    created_at_max_ahead_s: PositiveFloat = 5.0 * MINUTE
+    created_at_max_behind_s: PositiveFloat = 7.0 * DAY
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        # OSError: a directory such as "Asia", or a name too long for the file system
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
@@ -420,6 +477,8 @@ class GatewayConfig(_Section):
         parts = urlsplit(value)
         if parts.scheme != "s3":
             raise ValueError("must be a directory, file:///path or s3://BUCKET[/PREFIX]")
+        if "@" in parts.netloc:  # never echoed: it may hold a key
+            raise ValueError("s3:// URLs carry no credentials: see [s3] secret_access_key_env")
         if not _BUCKET.fullmatch(parts.netloc):
             raise ValueError(f"{parts.netloc!r} is not an S3 bucket name")
         if parts.query or parts.fragment:
@@ -434,13 +493,44 @@ class GatewayConfig(_Section):
         if not value.startswith(POSTGRES_SCHEMES):
             raise ValueError("must be sqlite:///path or postgresql://USER@HOST[:PORT]/DB")
         parts = urlsplit(value)
+        # Messages never echo the URL: it may hold a password.
+        if "@" in parts.path + parts.query + parts.fragment:
+            raise ValueError(
+                "an '@' after the host: percent-encode the password's / ? # @ (or use"
+                " postgres.password_env)"
+            )
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError("bad port: postgresql://USER@HOST[:PORT]/DB") from None
         if not parts.path.strip("/"):
             raise ValueError("name the database: postgresql://USER@HOST[:PORT]/DB")
         return value
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The registry URL may hold a password (postgresql://USER:PASSWORD@HOST/DB).
+        for name, value in super().__repr_args__():
+            secret = name == "registry" and isinstance(value, str)
+            yield name, redact_url(value) if secret else value
+
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (user info, or a `password=` parameter) replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that does not parse)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        name, colon, _ = user.partition(":")
+        netloc = f"{name}{':***' if colon else ''}@{host}"
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def default_config_dir() -> Path:
@@ -470,7 +560,10 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> G
             raise ConfigError([f"{path}: not valid TOML: nested too deeply"]) from None
         data = _resolve_paths(data, path.parent)
     for dotted, value in (overrides or {}).items():
-        _set(data, dotted.split("."), value)
+        blocked = _set(data, dotted.split("."), value)
+        if blocked is not None:
+            where = f"{path}: " if path else ""
+            raise ConfigError([f"{where}{blocked}: not a table, so {dotted} cannot be set"])
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as error:
@@ -498,18 +591,25 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return data
 
 
-def _set(data: dict[str, Any], keys: list[str], value: Any) -> None:
-    for key in keys[:-1]:
-        data = data.setdefault(key, {})
+def _set(data: dict[str, Any], keys: list[str], value: Any) -> str | None:
+    """Set a dotted key; returns the dotted prefix that is not a table, if one is in the way
+    (e.g. `mqtt = 5` in the file and `mqtt.broker` from the command line)."""
+    for depth, key in enumerate(keys[:-1], start=1):
+        inner = data.setdefault(key, {})
+        if not isinstance(inner, dict):
+            return ".".join(keys[:depth])
+        data = inner
     data[keys[-1]] = value
+    return None
 
 
 def _describe(error: ValidationError, text: str, path: Path | None) -> list[str]:
     problems = []
+    lines = _key_lines(text)
     for item in error.errors(include_url=False):
-        keys = [str(part) for part in item["loc"]]
+        keys = tuple(str(part) for part in item["loc"])
         dotted = ".".join(keys) or "(top)"
-        line = _line_of(text, keys)
+        line = _line_of(lines, keys)
         where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
@@ -519,24 +619,45 @@ def _describe(error: ValidationError, text: str, path: Path | None) -> list[str]
     return problems
 
 
-def _line_of(text: str, keys: list[str]) -> int | None:
-    """The line where a dotted key is set: its own `[table]` header, or `key =` inside the
-    table that holds it."""
-    if not text or not keys:
-        return None
-    own_header = _header(keys)
-    parent_header = _header(keys[:-1]) if len(keys) > 1 else None
-    assignment = re.compile(r"^\s*" + re.escape(keys[-1]) + r"\s*=")
-    inside = parent_header is None
+_BARE_KEYS = r"[A-Za-z0-9_-]+(?:\s*\.\s*[A-Za-z0-9_-]+)*"
+_TABLE_HEADER = re.compile(rf"\s*\[\s*({_BARE_KEYS})\s*\]")
+_ASSIGNMENT = re.compile(rf"\s*({_BARE_KEYS})\s*=")
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyLines:
+    headers: dict[tuple[str, ...], int]  # [a.b] -> its line
+    assignments: dict[tuple[str, ...], int]  # b = ... inside [a] -> its line
+
+
+def _key_lines(text: str) -> _KeyLines:
+    """The line where each key is first set: its own `[table]` header, or `key =` (dotted
+    keys too) inside the table that holds it. One pass over the text: a lookup per problem
+    made a file of many mistakes quadratic (10,000 unknown keys took 27 s)."""
+    found = _KeyLines({}, {})
+    table: tuple[str, ...] | None = ()
     for number, line in enumerate(text.splitlines(), start=1):
-        if own_header.match(line):
-            return number
-        if re.match(r"^\s*\[", line):
-            inside = parent_header is not None and parent_header.match(line) is not None
-        elif inside and assignment.match(line):
-            return number
+        if header := _TABLE_HEADER.match(line):
+            table = _split_keys(header[1])
+            found.headers.setdefault(table, number)
+        elif line.lstrip().startswith("["):
+            table = None  # an array of tables or a quoted name: not looked up
+        elif table is not None and (assignment := _ASSIGNMENT.match(line)):
+            found.assignments.setdefault((*table, *_split_keys(assignment[1])), number)
+    return found
+
+
+def _line_of(lines: _KeyLines, keys: tuple[str, ...]) -> int | None:
+    """The key's own line; else the line assigning the array or inline table it is in
+    (`grid_extent = [...]` for geo.grid_extent.0)."""
+    own = [n for n in (lines.headers.get(keys), lines.assignments.get(keys)) if n is not None]
+    if own:
+        return min(own)
+    for depth in range(len(keys) - 1, 0, -1):
+        if (line := lines.assignments.get(keys[:depth])) is not None:
+            return line
     return None
 
 
-def _header(keys: list[str]) -> re.Pattern[str]:
-    return re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, keys)) + r"\s*\]")
+def _split_keys(dotted: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in dotted.split("."))

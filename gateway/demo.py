@@ -1,24 +1,33 @@
 """`gateway demo`: the whole pipeline on embedded defaults, on one machine, in a minute.
 
-A Mosquitto of its own on a free port (the project's config), the gateway as operators
-run it (a local directory for objects, SQLite for the registry), and a fleet of simulated
-terminals sending real photos and voice notes. It prints progress, then what happened
-and where everything is.
+Set up as an operator sets up a district (docs/operations.md): each terminal registered
+with a password of its own, a Mosquitto of its own on a free port with the configuration
+`gateway broker-config --tls` writes (a throwaway CA, TLS, the ACL that confines each
+terminal to its topics), the gateway on embedded defaults (a local directory for
+objects, SQLite for the registry) logging in with its own account, and a fleet of
+simulated terminals sending real photos and voice notes over TLS. It prints progress,
+then what happened and where everything is.
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 
 from firmware_sim.fleet import FleetSettings, run_fleet
+from firmware_sim.identity import Identity, write_credentials
 from firmware_sim.outcomes import Progress, Summary
-from gateway.broker import Mosquitto
+from gateway.broker import Mosquitto, free_port
+from gateway.devices.broker_setup import BrokerSetup, TlsRequest, configure_broker
+from gateway.devices.passwords import hash_password, new_password
+from gateway.devices.registry import DeviceRegistry
 from gateway.process import GatewayProcess
 
+DEMO_UNIT = "崇川区城市管理监督指挥中心"
 MARKER = ".cgt-demo"  # only a directory the demo made itself is ever wiped
 
 
@@ -42,7 +51,22 @@ def show(progress: Progress) -> None:
     print(line if end == "" else line.lstrip("\r"), end=end, file=sys.stderr, flush=True)
 
 
-def report(summary: Summary, gateway: GatewayProcess, broker: Mosquitto) -> None:
+def register_terminals(data_dir: Path, device_ids: list[str]) -> dict[str, str]:
+    """`gateway devices add` for each terminal; their passwords, as it prints them."""
+    passwords = {device_id: new_password() for device_id in device_ids}
+    registry = DeviceRegistry.in_data_dir(data_dir)
+    try:
+        for number, (device_id, password) in enumerate(passwords.items()):
+            inspector = f"DEMO-{number + 1:04d}"
+            registry.add(device_id, inspector, DEMO_UNIT, hash_password(password))
+    finally:
+        registry.close()
+    return passwords
+
+
+def report(
+    summary: Summary, gateway: GatewayProcess, broker: Mosquitto, setup: BrokerSetup
+) -> None:
     objects = gateway.data_dir / "objects"
     originals = [p for p in (objects / "originals").rglob("*") if p.is_file()]
     reports = list((objects / "reports").glob("*/report.json"))
@@ -70,6 +94,10 @@ where things are:
   objects                 {objects}
   inbox / outbox          {gateway.data_dir / "inbox.db"}, {gateway.data_dir / "outbox.db"}
   gateway log (JSON)      {gateway.log_path}
+  device registry         {gateway.data_dir / "devices.db"} (`gateway devices list --data-dir \
+{gateway.data_dir}`)
+  broker config           {setup.conf} (TLS, {setup.active_devices} terminal accounts, ACL)
+  throwaway CA            {setup.ca.cert_path if setup.ca else "-"}
   broker log              {broker.directory / "mosquitto.log"}
   every report's outcome  {gateway.data_dir.parent / "outcomes.json"}
 """
@@ -79,26 +107,34 @@ where things are:
 def run_demo(data_dir: Path, terminals: int, reports_per_terminal: int) -> int:
     data_dir = data_dir.resolve()
     prepare(data_dir)
-    with Mosquitto(data_dir / "broker") as broker:
-        print(f"broker   mosquitto on {broker.url}", file=sys.stderr)
-        gateway = GatewayProcess(data_dir / "gateway", broker.url).start()
+    settings = FleetSettings(
+        terminals=terminals, reports_per_terminal=reports_per_terminal, device_prefix="demo"
+    )
+    gateway_dir, broker_dir = data_dir / "gateway", data_dir / "broker"
+    device_ids = [settings.device_id(index) for index in range(terminals)]
+    passwords = register_terminals(gateway_dir, device_ids)
+    credentials = data_dir / "terminals.credentials"
+    write_credentials(credentials, passwords)
+    tls = TlsRequest(hostnames=("localhost", "127.0.0.1"))
+    setup = configure_broker(gateway_dir, broker_dir, free_port(), bind="127.0.0.1", tls=tls)
+    with Mosquitto(broker_dir, port=setup.port, conf=setup.conf, tls=True) as broker:
+        print(f"broker   mosquitto on {broker.url} (TLS, a password per terminal)", file=sys.stderr)
+        gateway = GatewayProcess(gateway_dir, broker.url).start()
         print(f"gateway  running, data under {gateway.data_dir}", file=sys.stderr)
         print(
-            f"terminals {terminals} simulated, {reports_per_terminal} reports each",
+            f"terminals {terminals} registered and simulated, {reports_per_terminal} reports each"
+            f" (passwords in {credentials})",
             file=sys.stderr,
         )
         try:
-            settings = FleetSettings(
-                broker=broker.url,
-                terminals=terminals,
-                reports_per_terminal=reports_per_terminal,
-                device_prefix="demo",
-            )
+            ca_file = setup.ca.cert_path if setup.ca else None
+            identity = Identity(passwords=passwords, ca_file=ca_file)
+            settings = replace(settings, broker=broker.url, identity=identity)
             summary = run_fleet(settings, on_progress=show)
             print(file=sys.stderr)
             outcomes = orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2)
             (data_dir / "outcomes.json").write_bytes(outcomes)
         finally:
             gateway.stop()
-        report(summary, gateway, broker)
+        report(summary, gateway, broker, setup)
     return 0 if summary.all_accepted else 1

@@ -67,6 +67,10 @@ class Reason(StrEnum):
     VOICE_TOO_LONG = "voice.too_long"
     MEDIA_TIMEOUT = "media.timeout"
     MEDIA_DECODER_FAILED = "media.decoder_failed"
+    # the device's own budgets (gateway/devices/limits.py): keep it, send it again later
+    LIMIT_REPORTS_PER_MINUTE = "limit.reports_per_minute"
+    LIMIT_MEDIA_BYTES_PER_HOUR = "limit.media_bytes_per_hour"
+    LIMIT_SPOOL_BYTES = "limit.spool_bytes"
     # the gateway itself
     RETRY_LATER = "server.retry_later"
 
@@ -113,6 +117,16 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.VOICE_TOO_LONG: "the voice note is longer than allowed",
     Reason.MEDIA_TIMEOUT: "decoding the media file took longer than allowed",
     Reason.MEDIA_DECODER_FAILED: "the decoder failed on this media file",
+    Reason.LIMIT_REPORTS_PER_MINUTE: (
+        "this device sent more new reports a minute than allowed; keep the report and retry later"
+    ),
+    Reason.LIMIT_MEDIA_BYTES_PER_HOUR: (
+        "this device sent more media bytes an hour than allowed; keep the chunk and retry later"
+    ),
+    Reason.LIMIT_SPOOL_BYTES: (
+        "the gateway holds as many unfinished uploads of this device as allowed;"
+        " keep the chunk and retry later"
+    ),
     Reason.RETRY_LATER: "the gateway cannot take this now; keep the report and retry later",
 }
 

@@ -9,7 +9,9 @@ status of a known report) go out from here at once.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -17,6 +19,7 @@ from structlog.typing import FilteringBoundLogger
 
 from gateway import metrics
 from gateway.devices.gate import DeviceGate
+from gateway.devices.limits import DeviceQuotas, OverLimit, OverLimitNotices
 from gateway.errors import REASON_TEXT, Reason
 from gateway.normalize.codes import CodeProfile
 from gateway.protocols import terminal
@@ -32,6 +35,16 @@ from gateway.protocols.terminal import (
 from gateway.store.inbox import Added, ChunkIgnored, ChunkStored, Inbox, Known, Refused
 from gateway.store.levels import StoreLevels
 from gateway.store.outbox import Outbox
+
+# Refusals that are the gateway's state or a device's budget, not the terminal's mistake:
+# they come by the thousand while it lasts, so each is logged at debug only (the state by
+# `store.media_refused`, a device over budget by `limits.device_over`).
+_QUIET = {
+    Reason.RETRY_LATER,
+    Reason.LIMIT_REPORTS_PER_MINUTE,
+    Reason.LIMIT_MEDIA_BYTES_PER_HOUR,
+    Reason.LIMIT_SPOOL_BYTES,
+}
 
 _MESSAGE_TYPES: dict[type, str] = {
     ReportReceived: "report",
@@ -62,6 +75,7 @@ class Intake:
         log: FilteringBoundLogger,
         levels: Callable[[], StoreLevels] = StoreLevels,
         gate: DeviceGate | None = None,
+        quotas: DeviceQuotas | None = None,
     ) -> None:
         self.inbox = inbox
         self.outbox = outbox
@@ -69,13 +83,16 @@ class Intake:
         self.log = log
         self.levels = levels  # how full the stores are (gateway.store.levels)
         self.gate = gate  # who may send (gateway.devices.gate); None: everyone
+        self.quotas = quotas  # each device's budgets (gateway.devices.limits); None: none
+        self._notices = OverLimitNotices(quotas.clock if quotas else time.monotonic)
 
     def apply(self, batch: Sequence[Arrived]) -> list[Downlink]:
         """Apply a batch in one durable transaction; returns the downlinks it calls for."""
         downlinks: list[Downlink] = []
         if self.gate is not None:
             self.gate.refresh()
-        with self.inbox.batch():
+        spending = self.quotas.batch() if self.quotas is not None else nullcontext()
+        with spending, self.inbox.batch():
             for arrived in batch:
                 downlinks.extend(self._apply(arrived.event, arrived.received_at))
         return downlinks
@@ -114,6 +131,12 @@ class Intake:
         full = levels.report_refusal or (levels.media_refusal if envelope.media else None)
         if full is not None and not self.inbox.knows(event.report_id):
             return self._refuse_report(event, Reason.RETRY_LATER, full)
+        # Only a new report costs budget: a re-sent one is answered where it stands.
+        if self.quotas is not None and not self.inbox.knows(event.report_id):
+            over = self.quotas.take_report(event.device_id)
+            if over is not None:
+                self._over_limit(event.device_id, over)
+                return self._refuse_report(event, over.reason, over.message)
         result = self.inbox.add_report(
             event.device_id, event.report_id, envelope, event.payload, received_at
         )
@@ -158,7 +181,13 @@ class Intake:
         result = (
             Refused(Reason.RETRY_LATER, full)
             if full is not None
-            else self.inbox.add_chunk(event.device_id, event.media_id, event.seq, event.data)
+            else self.inbox.add_chunk(
+                event.device_id,
+                event.media_id,
+                event.seq,
+                event.data,
+                self._admit if self.quotas is not None else None,
+            )
         )
         if isinstance(result, ChunkStored | ChunkIgnored):
             return []
@@ -172,6 +201,27 @@ class Intake:
                 seq=event.seq,
             )
         )
+
+    def _admit(self, device_id: str, size: int) -> Refused | None:
+        """Asked by the inbox before it stores a new chunk: within the device's budgets?"""
+        if self.quotas is None:
+            return None
+        over = self.quotas.take_media(device_id, size, self.inbox.spool_bytes(device_id))
+        if over is None:
+            return None
+        self._over_limit(device_id, over)
+        return Refused(over.reason, over.message)
+
+    def _over_limit(self, device_id: str, over: OverLimit) -> None:
+        refused = self._notices.refused(device_id, over.reason)
+        if refused is not None:
+            self.log.warning(
+                "limits.device_over",
+                device_id=device_id,
+                limit=over.reason.value,
+                refused=refused,  # since the last line for this device and limit
+                detail=over.message,
+            )
 
     def _status(self, event: StatusReceived, received_at: str) -> list[Downlink]:
         status = event.status
@@ -206,9 +256,7 @@ class Intake:
 
     def _refuse(self, rejected: Rejected) -> list[Downlink]:
         metrics.REJECTED.labels(rejected.reason.value).inc()
-        # Refusals for a full store are the gateway's state, not the terminal's mistake, and
-        # come by the thousand while it lasts: `store.media_refused` says it once.
-        level = logging.DEBUG if rejected.reason is Reason.RETRY_LATER else logging.WARNING
+        level = logging.DEBUG if rejected.reason in _QUIET else logging.WARNING
         self.log.log(
             level,
             "uplink.rejected",

@@ -34,6 +34,7 @@ from gateway.media.voice import VoiceSettings
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile
 from gateway.normalize.report import Arrival, normalize
+from gateway.paths import PathEscape, child
 from gateway.protocols.gnss import GnssFix
 from gateway.protocols.payloads import ReportEnvelope, WireLimits
 from gateway.sinks.ports import ObjectStore, Publisher, Registry
@@ -235,8 +236,11 @@ class Pipeline:
         envelope = ReportEnvelope.model_validate_json(
             report.payload, strict=True, context={"limits": _NO_LIMITS}
         )
-        if envelope.media and not self._assemble(report, envelope):
-            return None
+        try:
+            if envelope.media and not self._assemble(report, envelope):
+                return None
+        except PathEscape as error:  # an id past the wire grammar: a bug, refused not crashed
+            return self._reject(report, Reason.FIELD_INVALID, str(error))
         entry = self.profile.lookup(envelope.kind, envelope.class_code)
         if entry is None:  # the profile changed since the intake accepted it
             return self._reject(
@@ -321,7 +325,7 @@ class Pipeline:
         )
 
     def spool_path(self, device_id: str, media_id: str) -> Path:
-        return self.spool / device_id / media_id
+        return child(self.spool, device_id, media_id)  # PathEscape past the wire grammar
 
     # ---- housekeeping ----------------------------------------------------------------------
 

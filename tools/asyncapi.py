@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from gateway.config import LimitsSettings
 from gateway.errors import REASON_TEXT, Reason
 from gateway.protocols.payloads import (
     Ack,
@@ -189,6 +191,9 @@ def build() -> dict[str, Any]:
         "components": {"messages": messages},
         "x-reason-codes": {reason.value: REASON_TEXT[reason] for reason in Reason},
         "x-limits": {name: getattr(limits, name) for name in limits.__dataclass_fields__},
+        # Each device's budgets (defaults; `[limits]` in the gateway's config): over one,
+        # a message gets its `limit.*` code, and the terminal keeps it for later.
+        "x-device-limits": asdict(LimitsSettings().device()),
     }
 
 

@@ -26,3 +26,10 @@ def one_input(data: bytes) -> None:
         require(all(isinstance(p, str) and p for p in error.problems), "a blank problem")
         return
     require(isinstance(config, GatewayConfig), f"load_config returned {type(config).__name__}")
+    # What `check-config` and `gateway run` read next must not raise either (a registry URL
+    # with a bad port once passed here and crashed registry_description()).
+    repr(config)
+    config.registry_description()
+    config.objects_description()
+    config.metrics.address()
+    require(0 < config.mqtt.port < 65536, f"broker port {config.mqtt.port}")

@@ -5,6 +5,11 @@ grants that user; `pattern` lines apply to every user, `%u` standing for the use
 A terminal logs in with its device id as username, so the patterns confine it to its own
 subtree: it writes only its uplinks and reads only its downlinks. Everything not granted
 is refused (publishes are dropped with "not authorized", subscriptions refused).
+
+A suspended or revoked terminal loses its password line, which keeps it out of password
+listeners; one that logs in by certificate (`use_identity_as_username`) never checks the
+password file, so its `user` section denies it everything (`topic deny #` outranks the
+patterns: Mosquitto checks a user's denials first).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ def render_passwords(devices: Iterable[Device], accounts: Iterable[Account]) -> 
     return "".join(f"{line}\n" for line in lines)
 
 
-def render_acl(accounts: Iterable[Account]) -> str:
+def render_acl(accounts: Iterable[Account], devices: Iterable[Device] = ()) -> str:
     sections = [_HEADER]
     for account in accounts:
         if account.role == "gateway":
@@ -48,4 +53,8 @@ def render_acl(accounts: Iterable[Account]) -> str:
     terminal += [f"pattern write cgt/v1/%u/{uplink}" for uplink in UPLINKS]
     terminal += [f"pattern read cgt/v1/%u/{downlink}" for downlink in DOWNLINKS]
     sections.append("\n".join(terminal) + "\n")
+    shut = [f"user {d.device_id}\ntopic deny #" for d in devices if d.status != "active"]
+    if shut:
+        comment = "# suspended and revoked terminals: nothing at all"
+        sections.append("\n".join([comment, *shut]) + "\n")
     return "\n".join(sections)

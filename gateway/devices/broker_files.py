@@ -1,7 +1,8 @@
 """Writing the broker's password file and ACL, and telling the running broker.
 
 The files live in the directory `gateway broker-config` wrote (recorded in the
-registry). Each change rewrites both from the registry under a lock (so two commands at
+registry). Each change rewrites both (and, with a client-certificate listener, the
+certificate revocation list) from the registry under a lock (so two commands at
 once cannot leave the older state on disk), atomically (a broker reading mid-write sees
 the old file or the new one), then sends SIGHUP to the broker named by its pid file:
 Mosquitto reloads the password file and ACL on SIGHUP and disconnects clients whose
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.devices.acl import render_acl, render_passwords
+from gateway.devices.atomic import write_atomic
 from gateway.devices.registry import DeviceRegistry
+from gateway.devices.tls_files import refresh_crl
 
 PASSWORD_FILE = "passwd"  # noqa: S105 - a file name; the file holds only hashes
 ACL_FILE = "acl"
@@ -43,9 +46,10 @@ def apply(registry: DeviceRegistry) -> Applied:
     if conf_dir is None:
         return Applied(None, None, "no broker configured yet: run `gateway broker-config`")
     with _locked(conf_dir):
-        accounts = registry.accounts()
-        write_atomic(conf_dir / PASSWORD_FILE, render_passwords(registry.devices(), accounts))
-        write_atomic(conf_dir / ACL_FILE, render_acl(accounts))
+        accounts, devices = registry.accounts(), registry.devices()
+        write_atomic(conf_dir / PASSWORD_FILE, render_passwords(devices, accounts))
+        write_atomic(conf_dir / ACL_FILE, render_acl(accounts, devices))
+        refresh_crl(conf_dir, registry)
         pid, why = reload_broker(conf_dir / PID_FILE)
     return Applied(conf_dir, pid, f"wrote {conf_dir}/{{{PASSWORD_FILE},{ACL_FILE}}}; {why}")
 
@@ -72,17 +76,6 @@ def reload_broker(pid_file: Path) -> tuple[int | None, str]:
     except ProcessLookupError:
         return None, f"no broker running (pid {pid} is gone): it reads them when it starts"
     return pid, f"broker reloaded (SIGHUP to pid {pid})"
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-        stream.write(text)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.chmod(temporary, mode)  # O_CREAT's mode only applies to a new file
-    os.replace(temporary, path)
 
 
 @contextmanager

@@ -6,6 +6,8 @@
 
 `gateway broker-config` makes them once and keeps them on later runs; the registry holds
 only their hashes. A config that names `mqtt.username` itself overrides all of this.
+With an `mqtts://` broker the gateway likewise trusts the CA of `DATA_DIR/pki/ca.crt`
+(`broker-config --tls`), unless the config names `mqtt.tls.ca_file`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.config import GatewayConfig
-from gateway.devices.broker_files import write_atomic
+from gateway.config import GatewayConfig, TlsSettings
+from gateway.devices.atomic import write_atomic
 from gateway.devices.passwords import hash_password, new_password
 from gateway.devices.registry import ACCOUNT_USERNAMES, DeviceRegistry, Role
+from gateway.devices.tls_files import ca_cert_path
 
 ROLES: tuple[Role, ...] = ("gateway", "backend")
 
@@ -51,12 +54,18 @@ def ensure_accounts(registry: DeviceRegistry, data_dir: Path) -> list[AccountFil
 
 
 def with_own_credentials(config: GatewayConfig) -> GatewayConfig:
-    """The gateway's broker login from its data directory, unless the config names one."""
+    """The gateway's broker login and CA from its data directory, unless the config names
+    its own."""
     mqtt = config.mqtt
+    update: dict[str, object] = {}
     path = password_path(config.data_dir, "gateway")
-    if mqtt.username is not None or mqtt.password_env or mqtt.password_file:
+    named = mqtt.username is not None or mqtt.password_env or mqtt.password_file
+    if not named and path.exists():
+        update.update(username=ACCOUNT_USERNAMES["gateway"], password_file=path)
+    ca = ca_cert_path(config.data_dir)
+    if mqtt.uses_tls and (mqtt.tls is None or mqtt.tls.ca_file is None) and ca.exists():
+        tls = mqtt.tls or TlsSettings()
+        update["tls"] = tls.model_copy(update={"ca_file": ca})
+    if not update:
         return config
-    if not path.exists():
-        return config
-    own = mqtt.model_copy(update={"username": ACCOUNT_USERNAMES["gateway"], "password_file": path})
-    return config.model_copy(update={"mqtt": own})
+    return config.model_copy(update={"mqtt": mqtt.model_copy(update=update)})

@@ -7,6 +7,8 @@
     accounts  the broker accounts of the gateway itself and of a backend (hashes only)
     broker    where `gateway broker-config` wrote the broker's files, for the devices
               commands to rewrite them
+    certificates  client certificates issued to terminals (`gateway devices cert`), so
+              those of suspended and revoked devices go on the revocation list
 
 Status moves: active ⇄ suspended, either → revoked (final).
 """
@@ -54,6 +56,16 @@ MIGRATIONS = (
         conf_dir   TEXT NOT NULL,
         written_at TEXT NOT NULL
     )
+    """,
+    """
+    CREATE TABLE certificates (
+        serial      TEXT PRIMARY KEY,  -- hex: serials run to 159 bits, past SQLite's integers
+        device_id   TEXT NOT NULL REFERENCES devices(device_id),
+        fingerprint TEXT NOT NULL,
+        not_after   TEXT NOT NULL,
+        issued_at   TEXT NOT NULL
+    );
+    CREATE INDEX certificates_device ON certificates(device_id)
     """,
 )
 
@@ -194,6 +206,27 @@ class DeviceRegistry:
                 " AND (last_seen_at IS NULL OR last_seen_at < ?)",
                 [(when, device_id, when) for device_id, when in last_seen.items()],
             )
+
+    # ---- client certificates ------------------------------------------------------------
+
+    def add_certificate(
+        self, device_id: str, serial: int, fingerprint: str, not_after: datetime
+    ) -> None:
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT INTO certificates (serial, device_id, fingerprint, not_after, issued_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (f"{serial:x}", device_id, fingerprint, not_after.isoformat(), now()),
+            )
+
+    def withheld_serials(self) -> list[int]:
+        """Serials of unexpired certificates whose device is suspended or revoked."""
+        rows = self.conn.execute(
+            "SELECT serial FROM certificates JOIN devices USING (device_id)"
+            " WHERE status != 'active' AND not_after > ? ORDER BY serial",
+            (datetime.now(UTC).isoformat(),),
+        ).fetchall()
+        return [int(serial, 16) for (serial,) in rows]
 
     # ---- broker accounts and files ------------------------------------------------------
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from shapely.errors import ShapelyError
+
+from gateway.errors import ConfigError
 from gateway.geo.gcj02 import to_gcj02
 from gateway.geo.grid import GridLayer, RegularGrid
 from gateway.geo.layers import DistrictIndex, SegmentIndex
@@ -69,12 +74,35 @@ def load_locator(geo: GeoSettings) -> Locator:
     """The layers named in the config, loaded and indexed; every problem is a ConfigError."""
     south, west, north, east = geo.grid_extent
     generated = RegularGrid(south, west, north, east, geo.grid_cell_m, geo.grid_area_code)
+    segments, segment_table = geo.file("segments"), geo.file("segment_table")
+    districts, district_table = geo.file("districts"), geo.file("district_table")
+    grid = geo.grid
     return Locator(
-        segments=SegmentIndex.load(geo.file("segments"), geo.file("segment_table")),
-        districts=DistrictIndex.load(
-            geo.file("districts"), geo.file("district_table"), geo.default_units
+        segments=_layer(
+            lambda: SegmentIndex.load(segments, segment_table), segments, segment_table
         ),
-        grid=GridLayer(geo.grid) if geo.grid else generated,
-        fallback_grid=generated if geo.grid else None,
+        districts=_layer(
+            lambda: DistrictIndex.load(districts, district_table, geo.default_units),
+            districts,
+            district_table,
+        ),
+        grid=_layer(lambda: GridLayer(grid), grid) if grid else generated,
+        fallback_grid=generated if grid else None,
         tolerance_m=geo.match_tolerance_m,
     )
+
+
+T = TypeVar("T")
+
+
+def _layer(load: Callable[[], T], *files: Path) -> T:
+    """A layer, or a ConfigError naming its files, whatever a broken file makes the loader
+    raise (not UTF-8, a column or a geometry missing, not a file at all): `gateway
+    check-config` and `gateway run` report it instead of a traceback."""
+    try:
+        return load()
+    except (OSError, ValueError, LookupError, TypeError, AttributeError, ShapelyError) as error:
+        names = " / ".join(map(str, files))
+        raise ConfigError(
+            [f"{names}: not a usable layer: {type(error).__name__}: {error}"]
+        ) from None

@@ -55,36 +55,47 @@ def load_profile(directory: Path, name: str) -> CodeProfile:
         if not path.exists():
             problems.append(f"code profile {name!r}: {path} does not exist")
             continue
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            absent = [column for column in _COLUMNS if column not in (reader.fieldnames or ())]
-            if absent:
-                problems.append(f"{path}: missing columns {', '.join(absent)}")
-                continue
-            for line, row in enumerate(reader, start=2):
-                problem = _check_row(row)
-                if problem:
-                    problems.append(f"{path}:{line}: {problem}")
-                    continue
-                key = (kind, row["code"])
-                if key in entries:
-                    problems.append(f"{path}:{line}: code {row['code']} appears twice")
-                    continue
-                entries[key] = ClassEntry(
-                    kind=kind,
-                    code=row["code"],
-                    major_code=row["major_code"],
-                    major_name=row["major_name_zh"],
-                    minor_code=row["minor_code"],
-                    minor_name=row["minor_name_zh"],
-                    name_en=row["name_en"],
-                )
+        try:
+            problems += _read(kind, path, entries)
+        except (OSError, ValueError, csv.Error) as error:  # a directory, not UTF-8, a NUL
+            problems.append(f"{path}: cannot be read: {type(error).__name__}: {error}")
     if problems:
         raise ConfigError(problems)
     return CodeProfile(name, entries)
 
 
+def _read(kind: str, path: Path, entries: dict[tuple[str, str], ClassEntry]) -> list[str]:
+    """One table's rows into `entries`; returns its problems."""
+    problems = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        absent = [column for column in _COLUMNS if column not in (reader.fieldnames or ())]
+        if absent:
+            return [f"{path}: missing columns {', '.join(absent)}"]
+        for line, row in enumerate(reader, start=2):
+            problem = _check_row(row)
+            if problem:
+                problems.append(f"{path}:{line}: {problem}")
+                continue
+            key = (kind, row["code"])
+            if key in entries:
+                problems.append(f"{path}:{line}: code {row['code']} appears twice")
+                continue
+            entries[key] = ClassEntry(
+                kind=kind,
+                code=row["code"],
+                major_code=row["major_code"],
+                major_name=row["major_name_zh"],
+                minor_code=row["minor_code"],
+                minor_name=row["minor_name_zh"],
+                name_en=row["name_en"],
+            )
+    return problems
+
+
 def _check_row(row: dict[str, str]) -> str | None:
+    if any(not isinstance(row.get(column), str) for column in _COLUMNS):
+        return f"a short row: {len(_COLUMNS)} fields wanted"
     code, major, minor = row["code"], row["major_code"], row["minor_code"]
     if not (code.isdigit() and len(code) in (4, 5)):
         return f"code {code!r} is not 4 or 5 digits"

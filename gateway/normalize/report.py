@@ -68,6 +68,7 @@ def normalize(
             "window": window.label(),
             "timezone": window.timezone.key,
         },
+        "clock": window.clock(envelope.created_at, arrival.received_at),
         "task_id": envelope.task_id and envelope.task_id.lower(),
         "media": [
             {

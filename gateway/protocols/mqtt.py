@@ -72,6 +72,8 @@ class MqttLink:
         self.client.on_disconnect = self._disconnected_cb
         self.client.on_message = self._message_cb
         self.client.on_subscribe = self._subscribed_cb
+        self.client.on_connect_fail = self._connect_failed_cb
+        self._tls_context: ssl.SSLContext | None = None
         self._configure_security()
 
     def _configure_security(self) -> None:
@@ -92,6 +94,7 @@ class MqttLink:
             if tls and tls.insecure_skip_hostname:
                 context.check_hostname = False
             self.client.tls_set_context(context)
+            self._tls_context = context
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -185,6 +188,25 @@ class MqttLink:
             self.log.warning("mqtt.disconnected", reason=str(reason))
         if self._on_state:
             self._on_state(False)
+
+    def _connect_failed_cb(self, client: paho.Client, userdata: Any) -> None:
+        self.log.warning(
+            "mqtt.connect_failed",
+            broker=f"{self.settings.host}:{self.settings.port}",
+            error=self._why_connect_failed(),
+        )
+
+    def _why_connect_failed(self) -> str:
+        """paho retries a failed connect without saying why (a refused port, a certificate
+        the CA did not sign); operators need the why, so ask the network once ourselves."""
+        host, port = self.settings.host, self.settings.port
+        try:
+            with socket.create_connection((host, port), timeout=5) as raw:
+                if self._tls_context is not None:
+                    self._tls_context.wrap_socket(raw, server_hostname=host).close()
+        except OSError as error:  # ssl.SSLError is one too
+            return str(error) or type(error).__name__
+        return "the connection opens now: the broker closed the earlier one"
 
     def _subscribed_cb(
         self,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gateway.errors import PermanentSinkError, RetryableSinkError
+from gateway.paths import PathEscape, child
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -29,10 +30,10 @@ class LocalObjectStore:
     def path_of(self, key: str) -> Path:
         # Keys are built by gateway.object_keys from checked ids; this is the last guard,
         # without the cost of resolving links on every write.
-        parts = key.split("/")
-        if key.startswith("/") or any(part in ("", ".", "..") for part in parts):
-            raise PermanentSinkError(f"key {key!r} leaves the object root")
-        return self.root.joinpath(*parts)
+        try:
+            return child(self.root, *key.split("/"))
+        except PathEscape:
+            raise PermanentSinkError(f"key {key[:200]!r} leaves the object root") from None
 
     def put_file(self, key: str, path: Path, *, sha256: str, content_type: str) -> None:
         target = self.path_of(key)

@@ -40,11 +40,17 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> None:
 
 
 def _statements(script: str) -> Iterator[str]:
-    # Our schemas hold no triggers or string literals with ';', so a split is exact;
-    # executescript() would commit on its own and break the migration's transaction.
-    for statement in script.split(";"):
-        if statement.strip():
-            yield statement
+    # executescript() would commit on its own and break the migration's transaction, so
+    # the script is cut at each ';' that ends a statement (not one inside a trigger).
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                yield statement
+            statement = ""
+    if statement.strip(" \n;"):
+        yield statement
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,6 +74,27 @@ MIGRATIONS = (
     );
     CREATE INDEX track_device ON track(device_id, time)
     """,
+    # Chunk bytes each device holds, for its spool budget (gateway/devices/limits.py).
+    # Kept by triggers, so every writer (the intake, the pipeline's process dropping
+    # assembled chunks, expiry) keeps it exact in its own transaction, and a check costs
+    # one key lookup: a SUM over the device's chunks on each chunk would be quadratic.
+    """
+    CREATE TABLE device_spool (
+        device_id TEXT PRIMARY KEY,
+        bytes     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO device_spool (device_id, bytes)
+        SELECT device_id, sum(length(data)) FROM chunks GROUP BY device_id;
+    CREATE TRIGGER chunks_spooled AFTER INSERT ON chunks BEGIN
+        INSERT INTO device_spool (device_id, bytes) VALUES (NEW.device_id, length(NEW.data))
+            ON CONFLICT (device_id) DO UPDATE SET bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER chunks_unspooled AFTER DELETE ON chunks BEGIN
+        UPDATE device_spool SET bytes = bytes - length(OLD.data)
+            WHERE device_id = OLD.device_id;
+        DELETE FROM device_spool WHERE device_id = OLD.device_id AND bytes <= 0;
+    END
+    """,
 )
 
 
@@ -128,6 +149,10 @@ class MediaUpload:
     media_id: str
     chunk_count: int
     bytes: int
+
+
+# Asked before a new chunk is stored: None to store it, or why not.
+Admit = Callable[[str, int], Refused | None]
 
 
 class Inbox:
@@ -220,8 +245,15 @@ class Inbox:
         return manifest.chunk_count - received
 
     def add_chunk(
-        self, device_id: str, media_id: str, seq: int, data: bytes
+        self,
+        device_id: str,
+        media_id: str,
+        seq: int,
+        data: bytes,
+        admit: Admit | None = None,
     ) -> ChunkStored | ChunkIgnored | Refused:
+        """Store a chunk. `admit(device_id, size)` is asked only for a chunk that would be
+        stored (not a duplicate, not one the manifest refuses); its refusal stores nothing."""
         row = self.conn.execute(
             "SELECT report_id, chunk_count, chunk_bytes, bytes, received FROM media"
             " WHERE device_id = ? AND media_id = ?",
@@ -229,6 +261,10 @@ class Inbox:
         ).fetchone()
         now = time.time()
         if row is None:  # before its report: keep it until the manifest comes (or it expires)
+            if admit is not None:
+                refused = self._admit(device_id, media_id, seq, len(data), admit)
+                if refused is not None:
+                    return refused
             cursor = self.conn.execute(
                 "INSERT OR IGNORE INTO chunks (device_id, media_id, seq, data, received_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -245,6 +281,10 @@ class Inbox:
             return Refused(
                 Reason.CHUNK_SIZE, f"chunk {seq} has {len(data)} bytes, expected {expected}"
             )
+        if admit is not None:
+            refused = self._admit(device_id, media_id, seq, len(data), admit)
+            if refused is not None:
+                return refused
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO chunks (device_id, media_id, seq, data, received_at)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -265,6 +305,23 @@ class Inbox:
             self.conn.execute("INSERT INTO ready (report_id) VALUES (?)", (report_id,))
             return ChunkStored(completed=report_id)
         return ChunkStored()
+
+    def _admit(
+        self, device_id: str, media_id: str, seq: int, size: int, admit: Admit
+    ) -> ChunkIgnored | Refused | None:
+        """None if the chunk may be stored; a duplicate is ignored as ever, never refused."""
+        present = self.conn.execute(
+            "SELECT 1 FROM chunks WHERE device_id = ? AND media_id = ? AND seq = ?",
+            (device_id, media_id, seq),
+        ).fetchone()
+        return ChunkIgnored() if present is not None else admit(device_id, size)
+
+    def spool_bytes(self, device_id: str) -> int:
+        """Chunk bytes the device has in the inbox (kept by triggers: one key lookup)."""
+        row = self.conn.execute(
+            "SELECT bytes FROM device_spool WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        return int(row[0]) if row is not None else 0
 
     def missing_chunks(self, report_id: str) -> dict[str, list[int]]:
         missing: dict[str, list[int]] = {}

@@ -5,17 +5,56 @@ from __future__ import annotations
 
 import json
 import queue
+import ssl
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.process import GatewayProcess, wait_until
 from tests.factories import Upload, encode
 
-__all__ = ["Client", "GatewayProcess", "Terminal", "wait_until"]
+__all__ = [
+    "Client",
+    "GatewayProcess",
+    "Probe",
+    "Terminal",
+    "add_device",
+    "gateway_cli",
+    "wait_until",
+]
+
+
+def _address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or parts.hostname is None or parts.port is None:
+        raise ValueError(f"not an mqtt:// or mqtts:// URL with a port: {url}")
+    return parts.hostname, parts.port
+
+
+def gateway_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, check=check
+    )
+
+
+def add_device(data_dir: Path, device_id: str) -> str:
+    """`gateway devices add`; returns the password it printed."""
+    added = gateway_cli(
+        "devices", "add", device_id, "--inspector", f"INS-{device_id}", "--unit", "崇川区",
+        "--data-dir", str(data_dir),
+    )  # fmt: skip
+    return added.stdout.strip()
 
 
 class Client:
@@ -29,8 +68,9 @@ class Client:
         *,
         username: str | None = None,
         password: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        host, port = url.removeprefix("mqtt://").rsplit(":", 1)
+        host, port = _address(url)
         self.received: queue.Queue[tuple[str, bytes | bytearray]] = queue.Queue()
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
@@ -40,9 +80,11 @@ class Client:
         self.client.on_message = lambda c, u, m: self.received.put((m.topic, m.payload))
         if username is not None:
             self.client.username_pw_set(username, password)
+        if tls is not None:
+            self.client.tls_set_context(tls)
         subscribed = queue.Queue[int]()
         self.client.on_subscribe = lambda c, u, mid, rc, p: subscribed.put(mid)
-        self.client.connect(host, int(port))
+        self.client.connect(host, port)
         self.client.loop_start()
         if subscriptions:
             self.client.subscribe([(topic, 1) for topic in subscriptions])
@@ -60,8 +102,15 @@ class Terminal(Client):
     """A minimal terminal: chunks first, then the envelope; collects acks, errors and
     tasks."""
 
-    def __init__(self, url: str, device_id: str, password: str | None = None) -> None:
-        """With a password, it logs in as the device (username = device id)."""
+    def __init__(
+        self,
+        url: str,
+        device_id: str,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """With a password, it logs in as the device (username = device id); with a client
+        certificate in `tls`, the broker takes the certificate's CN instead."""
         self.device_id = device_id
         super().__init__(
             url,
@@ -69,6 +118,7 @@ class Terminal(Client):
             [f"cgt/v1/{device_id}/{name}" for name in ("ack", "error", "task")],
             username=device_id if password is not None else None,
             password=password,
+            tls=tls,
         )
         self.acks: dict[str, list[dict[str, Any]]] = {}
         self.errors: list[dict[str, Any]] = []
@@ -115,3 +165,65 @@ class Terminal(Client):
     def wait_tasks(self, count: int, timeout_s: float = 20) -> list[dict[str, Any]]:
         wait_until(lambda: self.pump() or len(self.tasks) >= count, timeout_s, f"{count} tasks")
         return self.tasks
+
+
+@dataclass
+class Probe:
+    """A bare MQTT v5 connection that records every answer of the broker."""
+
+    url: str
+    username: str | None
+    password: str | None
+    tls: ssl.SSLContext | None = None
+    connacks: queue.Queue[str] = field(default_factory=queue.Queue)
+    subacks: queue.Queue[list[str]] = field(default_factory=queue.Queue)
+    pubacks: dict[int, str] = field(default_factory=dict)
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    disconnected: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        host, port = _address(self.url)
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"probe-{uuid.uuid4().hex[:8]}",
+            protocol=paho.MQTTv5,
+        )
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        if self.tls is not None:
+            client.tls_set_context(self.tls)
+        client.on_connect = self._on_connect
+        client.on_subscribe = lambda c, u, mid, codes, p: self.subacks.put([str(x) for x in codes])
+        client.on_publish = self._on_publish
+        client.on_message = lambda c, u, m: self.messages.append((m.topic, bytes(m.payload)))
+        client.on_disconnect = lambda c, u, f, reason, p: self.disconnected.set()
+        self.client = client
+        client.connect(host, port)
+        client.loop_start()
+
+    def _on_connect(
+        self, c: paho.Client, u: Any, f: Any, reason: ReasonCode, p: Properties | None
+    ) -> None:
+        self.connacks.put(str(reason))
+
+    def _on_publish(
+        self, c: paho.Client, u: Any, mid: int, reason: ReasonCode, p: Properties | None
+    ) -> None:
+        self.pubacks[mid] = str(reason)
+
+    def connack(self) -> str:
+        return self.connacks.get(timeout=10)
+
+    def subscribe(self, topic: str) -> list[str]:
+        self.client.subscribe(topic, qos=1)
+        return self.subacks.get(timeout=10)
+
+    def publish(self, topic: str, payload: bytes) -> str:
+        """The broker's PUBACK reason for a QoS 1 publish."""
+        info = self.client.publish(topic, payload, qos=1)
+        wait_until(lambda: info.mid in self.pubacks, 10, f"the PUBACK of {topic}")
+        return self.pubacks[info.mid]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +35,17 @@ def accepted(terminals: list[Terminal]) -> int:
     for terminal in terminals:
         terminal.pump()
     return sum(1 for t in terminals for report_id in list(t.acks) if t.final(report_id))
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, broker: Mosquitto) -> Iterator[GatewayProcess]:
+    """Terminals here send faster than the per-device report budget allows (150 in 2.5 s):
+    the budget is raised, so only the kills are under test."""
+    config = tmp_path / "gateway.toml"
+    config.write_text("[limits]\nreports_per_device_per_minute = 100000\n")
+    process = GatewayProcess(tmp_path / "gateway", broker.url, config=config).start()
+    yield process
+    process.stop()
 
 
 def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(

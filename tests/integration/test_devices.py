@@ -13,45 +13,30 @@ revoked devices itself too (shown through an open broker, where only the gateway
 from __future__ import annotations
 
 import json
-import queue
 import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.broker import Mosquitto, free_port
 from gateway.devices.credentials import password_path
 from gateway.devices.gate import REFRESH_S
 from tests.factories import encode, envelope
-from tests.integration.helpers import Client, GatewayProcess, Terminal, wait_until
+from tests.integration.helpers import (
+    Client,
+    GatewayProcess,
+    Probe,
+    Terminal,
+    add_device,
+    gateway_cli,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def gateway_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, check=True
-    )
-
-
-def add_device(data_dir: Path, device_id: str) -> str:
-    """`gateway devices add`; returns the password it printed."""
-    added = gateway_cli(
-        "devices", "add", device_id, "--inspector", f"INS-{device_id}", "--unit", "崇川区",
-        "--data-dir", str(data_dir),
-    )  # fmt: skip
-    return added.stdout.strip()
 
 
 @dataclass
@@ -81,64 +66,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             yield Stack(data_dir, broker, gateway, passwords)
         finally:
             gateway.stop()
-
-
-@dataclass
-class Probe:
-    """A bare MQTT v5 connection that records every answer of the broker."""
-
-    url: str
-    username: str
-    password: str
-    connacks: queue.Queue[str] = field(default_factory=queue.Queue)
-    subacks: queue.Queue[list[str]] = field(default_factory=queue.Queue)
-    pubacks: dict[int, str] = field(default_factory=dict)
-    messages: list[tuple[str, bytes]] = field(default_factory=list)
-    disconnected: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        host, port = self.url.removeprefix("mqtt://").rsplit(":", 1)
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"probe-{uuid.uuid4().hex[:8]}",
-            protocol=paho.MQTTv5,
-        )
-        client.username_pw_set(self.username, self.password)
-        client.on_connect = self._on_connect
-        client.on_subscribe = lambda c, u, mid, codes, p: self.subacks.put([str(x) for x in codes])
-        client.on_publish = self._on_publish
-        client.on_message = lambda c, u, m: self.messages.append((m.topic, bytes(m.payload)))
-        client.on_disconnect = lambda c, u, f, reason, p: self.disconnected.set()
-        self.client = client
-        client.connect(host, int(port))
-        client.loop_start()
-
-    def _on_connect(
-        self, c: paho.Client, u: Any, f: Any, reason: ReasonCode, p: Properties | None
-    ) -> None:
-        self.connacks.put(str(reason))
-
-    def _on_publish(
-        self, c: paho.Client, u: Any, mid: int, reason: ReasonCode, p: Properties | None
-    ) -> None:
-        self.pubacks[mid] = str(reason)
-
-    def connack(self) -> str:
-        return self.connacks.get(timeout=10)
-
-    def subscribe(self, topic: str) -> list[str]:
-        self.client.subscribe(topic, qos=1)
-        return self.subacks.get(timeout=10)
-
-    def publish(self, topic: str, payload: bytes) -> str:
-        """The broker's PUBACK reason for a QoS 1 publish."""
-        info = self.client.publish(topic, payload, qos=1)
-        wait_until(lambda: info.mid in self.pubacks, 10, f"the PUBACK of {topic}")
-        return self.pubacks[info.mid]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def stored(gateway: GatewayProcess, report_id: str) -> int:
@@ -295,3 +222,28 @@ def test_the_gateway_refuses_unregistered_and_suspended_devices_itself(
     assert "devices.open_mode" not in events
     rejected = [line for line in gateway.log_lines() if line["event"] == "uplink.rejected"]
     assert {line["reason"] for line in rejected} == {"device.unknown", "device.suspended"}
+
+
+def test_the_gateway_account_reads_through_a_shared_subscription(tmp_path: Path) -> None:
+    """`mqtt.shared_group` (several gateways sharing the uplinks) under the project's ACL:
+    Mosquitto checks the `$share/GROUP/` filter's topic, and each delivery, against it."""
+    data_dir, conf_dir, port = tmp_path / "gateway", tmp_path / "broker", free_port()
+    password = add_device(data_dir, "tz-a")
+    gateway_cli(
+        "broker-config", "--data-dir", str(data_dir), "--port", str(port),
+        "--out", str(conf_dir), "--bind", "127.0.0.1",
+    )  # fmt: skip
+    config = tmp_path / "gateway.toml"
+    config.write_text('[mqtt]\nshared_group = "cgt"\n')
+    with Mosquitto(conf_dir, port=port, conf=conf_dir / "mosquitto.conf") as broker:
+        gateway = GatewayProcess(data_dir, broker.url, config=config).start()
+        try:
+            terminal = Terminal(broker.url, "tz-a", password)
+            body = envelope()
+            terminal.send(body)
+            assert terminal.wait_final(body["report_id"])["status"] == "accepted"
+            terminal.close()
+        finally:
+            gateway.stop()
+    refused = [e for e in gateway.log_lines() if e["event"] == "mqtt.subscribe_refused"]
+    assert not refused

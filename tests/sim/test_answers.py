@@ -9,7 +9,7 @@ import orjson
 
 from firmware_sim.answers import Answers
 from firmware_sim.capture import CaptureRecord
-from firmware_sim.downlink import parse_downlink
+from firmware_sim.downlink import Reason, parse_downlink
 
 REPORT_A = "6F1C2D2E-4B8E-4A53-9A8E-2F7D0B5C1A90"  # as a terminal may write it
 REPORT_B = "7a2d3e3f-5c9f-4b64-8b9f-3a8e1c6d2ba1"
@@ -61,6 +61,10 @@ def test_accepted_and_rejected_are_final_incomplete_and_retry_later_are_not() ->
     feed(answers, "tz-2", "ack", rejected(REPORT_B, "class.unknown"))
     assert answers.all_final
     assert answers.statuses() == {"accepted": 1, "rejected": 1}
+    for code in ("limit.reports_per_minute", "limit.media_bytes_per_hour", "limit.spool_bytes"):
+        report_b = Answers.of(capture()).reports[REPORT_B]
+        report_b.status, report_b.reason = "rejected", Reason(code, "m")
+        assert not report_b.final  # the device's budget, not a verdict
     body = answers.to_json()
     assert (body["without_final_answer"], body["all_final"]) == (0, True)
     assert body["outcomes"][1]["reason"] == {"code": "class.unknown", "message": "m", "field": None}

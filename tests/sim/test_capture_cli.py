@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from firmware_sim.cli import main
+from firmware_sim.identity import Identity
 from firmware_sim.replay import ReplaySettings
 
 HEADER = b'{"format":"cgt-capture","version":1,"started_at":"2026-11-28T09:15:02Z","source":"t"}'
@@ -76,8 +77,8 @@ def test_a_bad_speed_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_each_device_logs_in_as_itself_when_the_username_says_so() -> None:
     word = "s3cret"
-    settings = ReplaySettings("mqtt://127.0.0.1:1883", username="term-{device_id}", password=word)
-    link = settings.link_settings("tz-7")
+    settings = ReplaySettings("mqtt://127.0.0.1:1883", identity=Identity("term-{device_id}", word))
+    link = settings.link_settings("tz-7").login
     assert (link.username, link.password) == ("term-tz-7", word)
     assert word not in repr(settings)
-    assert "password" not in settings.public()
+    assert word not in repr(settings.public())

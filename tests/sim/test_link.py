@@ -127,8 +127,9 @@ def test_broker_urls() -> None:
 
 def test_each_terminal_can_log_in_as_itself() -> None:
     from firmware_sim.fleet import FleetSettings  # noqa: PLC0415
+    from firmware_sim.identity import Identity  # noqa: PLC0415
 
-    settings = FleetSettings(terminals=2, username="term-{device_id}", password="pw")  # noqa: S106 - a test value
-    first = settings.link_settings(settings.device_id(0))
+    settings = FleetSettings(terminals=2, identity=Identity("term-{device_id}", "pw"))
+    first = settings.link_settings(settings.device_id(0)).login
     assert (first.username, first.password) == ("term-sim-0001", "pw")
-    assert FleetSettings().link_settings("sim-0001").username is None
+    assert FleetSettings().link_settings("sim-0001").login.username is None

@@ -321,6 +321,40 @@ def test_retry_later_keeps_the_report_for_another_try(report: ComposedReport) ->
     assert (tally.rejected, tally.retries) == (0, 1)
 
 
+@pytest.mark.parametrize("code", ["limit.reports_per_minute", "server.retry_later"])
+def test_a_rejection_saying_not_now_keeps_the_report(report: ComposedReport, code: str) -> None:
+    terminal, link, tally = make()
+
+    def gateway(message: Uplink) -> None:
+        if message.topic.endswith("/report"):
+            answer(terminal, "ack", report_id=report.envelope.report_id, status="rejected",
+                   reason={"code": code, "message": "over budget"})  # fmt: skip
+
+    link.script = gateway
+    outcome = submit(terminal, report)
+    assert (outcome.status, outcome.reason and outcome.reason.code) == ("failed", code)
+    assert (tally.rejected, tally.retries) == (0, 1)
+
+
+@pytest.mark.parametrize("code", ["limit.media_bytes_per_hour", "limit.spool_bytes"])
+def test_a_chunk_over_the_devices_budget_keeps_the_report_for_later(
+    report: ComposedReport, code: str
+) -> None:
+    terminal, link, tally = make()
+    media_id = report.envelope.media[0].media_id
+
+    def gateway(message: Uplink) -> None:
+        if message.topic.endswith(f"/{media_id}/0"):
+            answer(terminal, "error", topic=message.topic, media_id=media_id, seq=0,
+                   reason={"code": code, "message": "over budget"})  # fmt: skip
+
+    link.script = gateway
+    outcome = submit(terminal, report)
+    assert (outcome.status, outcome.reason and outcome.reason.code) == ("failed", code)
+    assert len(link.envelopes()) == 1  # no round of re-sends into the limit
+    assert (tally.rejected, tally.retries) == (0, 1)
+
+
 def test_faults_spoil_only_the_first_upload_and_junk_does_not_end_the_report(
     report: ComposedReport,
 ) -> None:

@@ -173,7 +173,7 @@ def test_devices_list_without_a_registry_makes_none(tmp_path: Path) -> None:
     assert not (tmp_path / "devices.db").exists()
 
 
-def test_broker_config_keeps_the_accounts_and_refuses_tls(tmp_path: Path) -> None:
+def test_broker_config_keeps_the_accounts_and_its_ca(tmp_path: Path) -> None:
     data = tmp_path / "data"
     args = ["broker-config", "--data-dir", str(data), "--port", "1883", "--out"]
     first = CliRunner().invoke(main, [*args, str(tmp_path / "conf")])
@@ -187,6 +187,22 @@ def test_broker_config_keeps_the_accounts_and_refuses_tls(tmp_path: Path) -> Non
     conf = (tmp_path / "conf" / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf
     assert f"pid_file {tmp_path / 'conf' / 'mosquitto.pid'}" in conf
-    tls = CliRunner().invoke(main, [*args, str(tmp_path / "conf"), "--tls"])
-    assert tls.exit_code == 2
-    assert "not supported yet" in tls.output
+    assert "listener 1883 0.0.0.0\n" in conf
+    assert "cafile" not in conf  # no TLS unless asked
+    misuse = CliRunner().invoke(main, [*args, str(tmp_path / "conf"), "--cert-port", "8884"])
+    assert misuse.exit_code == 2
+    assert "need --tls" in misuse.output
+    tls_args = [*args, str(tmp_path / "conf"), "--tls", "--cert-port", "8884"]
+    tls = CliRunner().invoke(main, tls_args)
+    assert tls.exit_code == 0, tls.output
+    assert "new throwaway CA" in tls.output
+    ca = (data / "pki" / "ca.crt").read_bytes()
+    assert oct((data / "pki" / "ca.key").stat().st_mode & 0o777) == "0o600"
+    conf = (tmp_path / "conf" / "mosquitto.conf").read_text()
+    assert conf.count("certfile") == 2  # the password listener and the certificate one
+    assert "require_certificate true\nuse_identity_as_username true\ncrlfile" in conf
+    again = CliRunner().invoke(main, tls_args)
+    assert "CA kept" in again.output
+    assert (data / "pki" / "ca.crt").read_bytes() == ca
+    same = CliRunner().invoke(main, [*tls_args[:-2], "--cert-port", "1883"])
+    assert same.exit_code == 2
