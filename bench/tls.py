@@ -25,25 +25,21 @@ import os
 import ssl
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from bench.common import summary, write
-from bench.ingest import client, gateway_round, payloads, raw_round
+from bench.ingest import GATEWAY_CLIENT_ID, client, end_session, gateway_round, payloads, raw_round
+from bench.media import Load
 from gateway.broker import Listener, ListenerTls, Mosquitto, free_port, write_config
 from gateway.devices.pki import issue_server, new_ca
 
 REPORTS = 10_000
 ROUNDS = 3
 CONNECTS = 1_000  # per side and round: a fleet reconnecting after a broker restart
-GATEWAY_CLIENT_ID = "cgt-gateway"  # the default [mqtt] client_id
 
 
 def certificates(directory: Path) -> ListenerTls:
@@ -63,21 +59,6 @@ def broker_cpu_s(broker: Mosquitto) -> float:
     assert broker.process is not None
     fields = Path(f"/proc/{broker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def end_session(port: int, client_id: str) -> None:
-    """Discard a persistent session and its subscriptions (clean start, expiry 0)."""
-    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-    connected = threading.Event()
-    c.on_connect = lambda *_: connected.set()
-    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    properties.SessionExpiryInterval = 0
-    c.connect("127.0.0.1", port, clean_start=True, properties=properties)
-    c.loop_start()
-    if not connected.wait(10):
-        raise TimeoutError(f"no CONNACK for {client_id}")
-    c.disconnect()
-    c.loop_stop()
 
 
 def connect_round(
@@ -112,6 +93,7 @@ def connect_round(
 
 def run() -> dict[str, Any]:
     load_before = os.getloadavg()[0]  # others share the cores; the doc states it
+    load = Load()  # and how much of the CPU time others took during the run
     messages = payloads()[:REPORTS]
     samples: dict[str, dict[str, list[float]]] = {"plain": {}, "tls": {}}
     negotiated: dict[str, Any] = {}
@@ -135,7 +117,10 @@ def run() -> dict[str, Any]:
             "plain": (plain_port, None, f"mqtt://127.0.0.1:{plain_port}", None),
             "tls": (tls_port, context, f"mqtts://127.0.0.1:{tls_port}", gateway_config),
         }
-        with Mosquitto(scratch / "broker", port=plain_port, conf=conf) as broker:
+        with (
+            load.section("run"),  # the broker included: it is reaped at the section's end
+            Mosquitto(scratch / "broker", port=plain_port, conf=conf) as broker,
+        ):
             for n in range(ROUNDS):  # interleaved, so drift in the machine hits both alike
                 order = ["plain", "tls"] if n % 2 == 0 else ["tls", "plain"]
                 for side in order:
@@ -169,6 +154,7 @@ def run() -> dict[str, Any]:
         "rounds": ROUNDS,
         "connects_per_round": CONNECTS,
         "load_average_1m": {"start": load_before, "end": os.getloadavg()[0]},
+        "others": load.sections["run"],
         "tls": {"server_key": "ECDSA P-256", **negotiated},
         "units": {
             "raw": "reports per second, bare paho subscriber",
