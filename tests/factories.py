@@ -14,6 +14,9 @@ import wave
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.pipeline import PipelineSettings
+from gateway.store.outbox import Backoff
+
 
 @dataclass
 class Upload:
@@ -106,3 +109,16 @@ def photo_upload(chunk_bytes: int = 65536, **kwargs: Any) -> Upload:
 
 def voice_upload(chunk_bytes: int = 65536, **kwargs: Any) -> Upload:
     return Upload(wav_bytes(**kwargs), kind="voice", mime="audio/wav", chunk_bytes=chunk_bytes)
+
+
+# A pipeline for unit tests: retries at once, housekeeping out of the way.
+FAST_PIPELINE = PipelineSettings(
+    batch=100,
+    idle_poll_s=0.01,
+    publish_timeout_s=1,
+    media_max_failures=3,
+    backoff=Backoff(0.0001, 0.0001),
+    housekeeping_s=3600,
+    upload_ttl_s=86400,
+    orphan_ttl_s=3600,
+)

@@ -43,7 +43,7 @@ from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import load_profile
 from gateway.object_keys import derivative_key, original_key, report_key
 from gateway.paths import PathEscape, child
-from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.pipeline import Pipeline
 from gateway.protocols.payloads import ReportEnvelope
 from gateway.protocols.terminal import (
     ChunkReceived,
@@ -56,8 +56,8 @@ from gateway.protocols.terminal import (
 from gateway.sinks.memory import MemoryPublisher, MemoryRegistry
 from gateway.sinks.objects_local import LocalObjectStore
 from gateway.store.inbox import Inbox
-from gateway.store.outbox import Backoff, Outbox
-from tests.factories import encode, envelope, photo_upload
+from gateway.store.outbox import Outbox
+from tests.factories import FAST_PIPELINE, encode, envelope, photo_upload
 from tests.unit.conftest import Feeder
 
 DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -280,16 +280,7 @@ class Gateway:
             profile=PROFILE,
             window=AcceptanceWindow(ZoneInfo("Asia/Shanghai"), time(8), time(18)),
             geo=GEO,
-            settings=PipelineSettings(
-                batch=100,
-                idle_poll_s=0.01,
-                publish_timeout_s=1,
-                media_max_failures=3,
-                backoff=Backoff(0.0001, 0.0001),
-                housekeeping_s=3600,
-                upload_ttl_s=86400,
-                orphan_ttl_s=3600,
-            ),
+            settings=FAST_PIPELINE,
             log=logs.get("test"),
         )
 

@@ -24,12 +24,19 @@ from gateway.geo.location import Geo
 from gateway.media.pool import InlineRunner
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile
-from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.pipeline import Pipeline
 from gateway.protocols.payloads import Task
 from gateway.sinks.memory import MemoryObjectStore, MemoryPublisher, MemoryRegistry
 from gateway.store.inbox import Inbox
-from gateway.store.outbox import Backoff, Outbox
-from tests.factories import encode, envelope, photo_upload, random_upload, voice_upload
+from gateway.store.outbox import Outbox
+from tests.factories import (
+    FAST_PIPELINE,
+    encode,
+    envelope,
+    photo_upload,
+    random_upload,
+    voice_upload,
+)
 from tests.unit.conftest import Feeder
 
 DEVICE = "tz-0001"
@@ -56,16 +63,7 @@ class Rig:
             profile=profile,
             window=AcceptanceWindow(ZoneInfo("Asia/Shanghai"), time(8), time(18)),
             geo=Geo(load_locator(load_config(None).geo), FixChecks(), nmea_fix),
-            settings=PipelineSettings(
-                batch=100,
-                idle_poll_s=0.01,
-                publish_timeout_s=1,
-                media_max_failures=3,
-                backoff=Backoff(0.0001, 0.0001),
-                housekeeping_s=3600,
-                upload_ttl_s=86400,
-                orphan_ttl_s=3600,
-            ),
+            settings=FAST_PIPELINE,
             log=logs.get("test"),
         )
 
