@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,16 +22,20 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.broker import Mosquitto, free_port
+from gateway.devices.tls_files import ca_cert_path
 from gateway.process import GatewayProcess, wait_until
 from tests.factories import Upload, encode
 
 __all__ = [
     "Client",
     "GatewayProcess",
+    "OperatorStack",
     "Probe",
     "Terminal",
     "add_device",
     "gateway_cli",
+    "operator_stack",
     "wait_until",
 ]
 
@@ -227,3 +232,76 @@ class Probe:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+@dataclass
+class OperatorStack:
+    """A broker and a gateway set up as an operator does (docs/operations.md):
+    `gateway devices add` per device, `gateway broker-config [--tls --cert-port M]`,
+    `mosquitto -c`, `gateway run --data-dir DIR` (its login and CA found in DIR)."""
+
+    data_dir: Path
+    broker: Mosquitto
+    gateway: GatewayProcess
+    passwords: dict[str, str]
+    certs: Path  # client certificates (`gateway devices cert`), for `cert_devices`
+    cert_port: int | None = None
+
+    @property
+    def ca(self) -> Path:
+        return ca_cert_path(self.data_dir)
+
+    @property
+    def cert_url(self) -> str:
+        return f"mqtts://127.0.0.1:{self.cert_port}"
+
+    def context(self, device_id: str | None = None) -> ssl.SSLContext | None:
+        """What a terminal trusts (the gateway's CA) and, given a device, presents; None
+        without TLS."""
+        if not self.broker.tls:
+            return None
+        context = ssl.create_default_context(cafile=str(self.ca))
+        if device_id is not None:
+            certs = self.certs
+            context.load_cert_chain(certs / f"{device_id}.crt", certs / f"{device_id}.key")
+        return context
+
+    def terminal(self, device_id: str) -> Terminal:
+        """A terminal logged in with its own password (over TLS when the broker has it)."""
+        return Terminal(self.broker.url, device_id, self.passwords[device_id], self.context())
+
+    def devices(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return gateway_cli("devices", *args, "--data-dir", str(self.data_dir))
+
+
+@contextmanager
+def operator_stack(
+    directory: Path,
+    devices: Sequence[str],
+    *,
+    tls: bool = False,
+    cert_devices: Sequence[str] = (),
+    config: Path | None = None,
+) -> Iterator[OperatorStack]:
+    """`cert_devices` get client certificates and a certificate listener (implies TLS)."""
+    data_dir, conf_dir = directory / "gateway", directory / "broker"
+    passwords = {device: add_device(data_dir, device) for device in devices}
+    port = free_port()
+    options = ["--tls"] if tls or cert_devices else []
+    cert_port = free_port() if cert_devices else None
+    if cert_port is not None:
+        options += ["--cert-port", str(cert_port)]
+    gateway_cli(
+        "broker-config", "--data-dir", str(data_dir), "--port", str(port),
+        "--out", str(conf_dir), "--bind", "127.0.0.1", *options,
+    )  # fmt: skip
+    certs = directory / "certs"
+    for device in cert_devices:
+        gateway_cli("devices", "cert", device, "--out", str(certs), "--data-dir", str(data_dir))
+    conf = conf_dir / "mosquitto.conf"
+    with Mosquitto(conf_dir, port=port, conf=conf, tls=bool(options)) as broker:
+        gateway = GatewayProcess(data_dir, broker.url, config=config).start()
+        try:
+            yield OperatorStack(data_dir, broker, gateway, passwords, certs, cert_port)
+        finally:
+            gateway.stop()

@@ -13,11 +13,9 @@ revoked devices itself too (shown through an open broker, where only the gateway
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,39 +31,18 @@ from tests.integration.helpers import (
     Terminal,
     add_device,
     gateway_cli,
+    operator_stack,
     wait_until,
 )
+from tests.integration.helpers import OperatorStack as Stack
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Stack:
-    data_dir: Path
-    broker: Mosquitto
-    gateway: GatewayProcess
-    passwords: dict[str, str]
-
-    def devices(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return gateway_cli("devices", *args, "--data-dir", str(self.data_dir))
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    data_dir = tmp_path / "gateway"
-    passwords = {device: add_device(data_dir, device) for device in ("tz-a", "tz-b")}
-    port = free_port()
-    conf_dir = tmp_path / "broker"
-    gateway_cli(
-        "broker-config", "--data-dir", str(data_dir), "--port", str(port),
-        "--out", str(conf_dir), "--bind", "127.0.0.1",
-    )  # fmt: skip
-    with Mosquitto(conf_dir, port=port, conf=conf_dir / "mosquitto.conf") as broker:
-        gateway = GatewayProcess(data_dir, broker.url).start()
-        try:
-            yield Stack(data_dir, broker, gateway, passwords)
-        finally:
-            gateway.stop()
+    with operator_stack(tmp_path, ("tz-a", "tz-b")) as running:
+        yield running
 
 
 def stored(gateway: GatewayProcess, report_id: str) -> int:
@@ -75,7 +52,9 @@ def stored(gateway: GatewayProcess, report_id: str) -> int:
     )
 
 
-def test_the_gateway_logs_in_with_its_own_account_and_devices_with_theirs(stack: Stack) -> None:
+def test_the_gateway_logs_in_with_its_own_account_and_devices_with_theirs(
+    stack: Stack,
+) -> None:
     [started] = [line for line in stack.gateway.log_lines() if line["event"] == "gateway.started"]
     assert started["username"] == "cgt.gateway"
     assert stack.passwords["tz-a"] not in stack.gateway.log_path.read_text()

@@ -1,5 +1,7 @@
 """One device floods the real Mosquitto and gateway; another device's report still goes
-through in seconds, and the flooding device hears its budgets' reasons.
+through in seconds, and the flooding device hears its budgets' reasons. Both are
+registered devices with passwords of their own, over TLS, on a broker configured by
+`gateway broker-config --tls` (the project's password file, ACL and certificates).
 
 The gateway runs with small per-device budgets, so the flood goes over them quickly:
 256 KiB of media an hour (64 chunks of 4 KiB) and 10 new reports a minute.
@@ -16,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto
 from tests.factories import envelope, photo_upload
-from tests.integration.helpers import GatewayProcess, Terminal, wait_until
+from tests.integration.helpers import OperatorStack, Terminal, operator_stack, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -63,14 +64,19 @@ def flood_chunks(terminal: Terminal) -> None:
 
 
 def test_a_flood_from_one_device_neither_delays_another_nor_gets_past_its_budget(
-    tmp_path: Path, broker: Mosquitto
+    tmp_path: Path,
 ) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(SETTINGS, encoding="utf-8")
-    gateway = GatewayProcess(tmp_path / "gateway", broker.url, config=config).start()
+    devices = ("tz-good", "tz-flood")
+    with operator_stack(tmp_path, devices, tls=True, config=config) as stack:
+        flood_against(stack)
+
+
+def flood_against(stack: OperatorStack) -> None:
+    gateway = stack.gateway
     assert gateway.process is not None
-    good = Terminal(broker.url, "tz-good")
-    flood = Terminal(broker.url, "tz-flood")
+    good, flood = stack.terminal("tz-good"), stack.terminal("tz-flood")
     started = time.monotonic()
     baseline_s = accepted_after(good, send(good), started)
 
@@ -133,7 +139,6 @@ def test_a_flood_from_one_device_neither_delays_another_nor_gets_past_its_budget
     )
     good.close()
     flood.close()
-    gateway.stop()
 
     assert answered_before < FLOOD - 64, "the flood was over before G sent: nothing measured"
     assert during_s < BOUND_S

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,59 +35,19 @@ from tests.integration.helpers import (
     Terminal,
     add_device,
     gateway_cli,
+    operator_stack,
     wait_until,
 )
+from tests.integration.helpers import OperatorStack as Stack
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class TlsStack:
-    data_dir: Path
-    broker: Mosquitto
-    gateway: GatewayProcess
-    passwords: dict[str, str]
-    cert_port: int
-    certs: Path
-
-    @property
-    def ca(self) -> Path:
-        return ca_cert_path(self.data_dir)
-
-    def context(self, device_id: str | None = None, ca: Path | None = None) -> ssl.SSLContext:
-        """What a terminal trusts (the gateway's CA) and, given a device, presents."""
-        context = ssl.create_default_context(cafile=str(ca or self.ca))
-        if device_id is not None:
-            context.load_cert_chain(
-                self.certs / f"{device_id}.crt", self.certs / f"{device_id}.key"
-            )
-        return context
-
-    @property
-    def cert_url(self) -> str:
-        return f"mqtts://127.0.0.1:{self.cert_port}"
-
-    def devices(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return gateway_cli("devices", *args, "--data-dir", str(self.data_dir))
-
-
 @pytest.fixture
-def tls_stack(tmp_path: Path) -> Iterator[TlsStack]:
-    data_dir, conf_dir, certs = tmp_path / "gateway", tmp_path / "broker", tmp_path / "certs"
-    passwords = {device: add_device(data_dir, device) for device in ("tz-a", "tz-b", "tz-c")}
-    port, cert_port = free_port(), free_port()
-    gateway_cli(
-        "broker-config", "--data-dir", str(data_dir), "--port", str(port), "--out",
-        str(conf_dir), "--bind", "127.0.0.1", "--tls", "--cert-port", str(cert_port),
-    )  # fmt: skip
-    for device in ("tz-c", "tz-b"):  # tz-c logs in by certificate; tz-b may, too
-        gateway_cli("devices", "cert", device, "--out", str(certs), "--data-dir", str(data_dir))
-    with Mosquitto(conf_dir, port=port, conf=conf_dir / "mosquitto.conf", tls=True) as broker:
-        gateway = GatewayProcess(data_dir, broker.url).start()
-        try:
-            yield TlsStack(data_dir, broker, gateway, passwords, cert_port, certs)
-        finally:
-            gateway.stop()
+def tls_stack(tmp_path: Path) -> Iterator[Stack]:
+    """tz-c logs in by certificate; tz-b may, too."""
+    with operator_stack(tmp_path, ("tz-a", "tz-b", "tz-c"), cert_devices=("tz-c", "tz-b")) as s:
+        yield s
 
 
 def send_and_wait(terminal: Terminal) -> dict[str, object]:
@@ -131,7 +90,9 @@ def handshake_error(url: str, context: ssl.SSLContext) -> str | None:
     return None
 
 
-def test_terminals_and_the_gateway_speak_tls_with_the_generated_ca(tls_stack: TlsStack) -> None:
+def test_terminals_and_the_gateway_speak_tls_with_the_generated_ca(
+    tls_stack: Stack,
+) -> None:
     [started] = [e for e in tls_stack.gateway.log_lines() if e["event"] == "gateway.started"]
     assert started["broker"].startswith("mqtts://")
     assert started["username"] == "cgt.gateway"
@@ -148,7 +109,7 @@ def test_terminals_and_the_gateway_speak_tls_with_the_generated_ca(tls_stack: Tl
         assert key not in tls_stack.gateway.log_path.read_text()
 
 
-def test_plain_text_and_a_wrong_ca_are_refused(tls_stack: TlsStack, tmp_path: Path) -> None:
+def test_plain_text_and_a_wrong_ca_are_refused(tls_stack: Stack, tmp_path: Path) -> None:
     url = tls_stack.broker.url
     # MQTT in clear to the TLS listener: the broker reads no CONNECT and never answers.
     assert not answered(url.replace("mqtts", "mqtt"), None)
@@ -169,7 +130,7 @@ def test_plain_text_and_a_wrong_ca_are_refused(tls_stack: TlsStack, tmp_path: Pa
     assert failures, "the gateway's log does not say why it could not connect"
 
 
-def test_a_terminal_logs_in_by_certificate_its_cn_its_identity(tls_stack: TlsStack) -> None:
+def test_a_terminal_logs_in_by_certificate_its_cn_its_identity(tls_stack: Stack) -> None:
     terminal = Terminal(tls_stack.cert_url, "tz-c", tls=tls_stack.context("tz-c"))
     assert send_and_wait(terminal)["status"] == "accepted"
     # The CN is the username the ACL confines: tz-c's certificate writes tz-c's topics only.
@@ -182,7 +143,9 @@ def test_a_terminal_logs_in_by_certificate_its_cn_its_identity(tls_stack: TlsSta
     assert not answered(tls_stack.cert_url, tls_stack.context())
 
 
-def test_revoking_a_certificate_device_cuts_it_off_without_restarts(tls_stack: TlsStack) -> None:
+def test_revoking_a_certificate_device_cuts_it_off_without_restarts(
+    tls_stack: Stack,
+) -> None:
     broker_pid = tls_stack.broker.process.pid if tls_stack.broker.process else None
     connected = Probe(tls_stack.cert_url, None, None, tls=tls_stack.context("tz-b"))
     assert connected.connack() == "Success"
@@ -250,7 +213,7 @@ def make_openssl_ca(directory: Path) -> None:
     )  # fmt: skip
 
 
-def test_a_simulated_fleet_logs_in_by_certificate(tls_stack: TlsStack) -> None:
+def test_a_simulated_fleet_logs_in_by_certificate(tls_stack: Stack) -> None:
     """firmware-sim's `--cert-dir` and `--ca-file`, as a technician runs it."""
     fleet = ("fleet-0001", "fleet-0002")
     for device in fleet:
