@@ -17,6 +17,7 @@ from gateway.devices.broker_files import reload_broker
 from gateway.devices.credentials import password_path, with_own_credentials
 from gateway.devices.passwords import hash_password, new_password, verify_password
 from gateway.devices.registry import Account, DeviceRegistry, RegistryError
+from gateway.devices.tls_files import ensure_ca
 
 
 @pytest.fixture
@@ -117,6 +118,21 @@ def test_the_gateway_finds_its_own_credentials_in_its_data_dir(tmp_path: Path) -
     assert password.get_secret_value() == "pw"
     named = load_config(None, {"data_dir": str(tmp_path), "mqtt.username": "someone"})
     assert with_own_credentials(named).mqtt.username == "someone"  # the config wins
+
+
+def test_the_gateway_trusts_its_own_ca_for_an_mqtts_broker(tmp_path: Path) -> None:
+    def tls_ca(**overrides: str) -> Path | None:
+        config = load_config(None, {"data_dir": str(tmp_path), **overrides})
+        tls = with_own_credentials(config).mqtt.tls
+        return tls.ca_file if tls else None
+
+    mqtts = {"mqtt.broker": "mqtts://broker.example:8883"}
+    assert tls_ca(**mqtts) is None  # no CA in the data dir: the system's
+    ensure_ca(tmp_path)
+    assert tls_ca(**mqtts) == tmp_path / "pki" / "ca.crt"
+    assert tls_ca() is None  # mqtt://: no TLS, whatever the data dir holds
+    named = tls_ca(**mqtts, **{"mqtt.tls.ca_file": "/etc/city-ca.pem"})
+    assert named == Path("/etc/city-ca.pem")  # the config wins
 
 
 def test_a_pid_file_naming_another_program_is_not_signalled(tmp_path: Path) -> None:
