@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -223,7 +223,7 @@ class LimitsSettings(_Section):
     spool_bytes_per_device: PositiveInt = 512 * MiB  # chunks held for unfinished uploads
 
     def wire(self) -> WireLimits:
-        return WireLimits(**self.model_dump(exclude=_DEVICE_BUDGETS))
+        return WireLimits(**self.model_dump(include={f.name for f in fields(WireLimits)}))
 
     def device(self) -> DeviceLimits:
         return DeviceLimits(
@@ -240,13 +240,6 @@ class LimitsSettings(_Section):
         if self.spool_bytes_per_device < max(self.photo_bytes, self.voice_bytes):
             raise ValueError("spool_bytes_per_device is smaller than photo_bytes or voice_bytes")
         return self
-
-
-_DEVICE_BUDGETS = {
-    "reports_per_device_per_minute",
-    "media_bytes_per_device_per_hour",
-    "spool_bytes_per_device",
-}
 
 
 class PipelineSettings(_Section):

@@ -129,10 +129,14 @@ class Intake:
             )
         levels = self.levels()
         full = levels.report_refusal or (levels.media_refusal if envelope.media else None)
-        if full is not None and not self.inbox.knows(event.report_id):
+        # A full store and the budgets refuse only new reports: a re-sent one is answered
+        # where it stands (one lookup, and only when either could refuse).
+        new = (full is not None or self.quotas is not None) and not self.inbox.knows(
+            event.report_id
+        )
+        if full is not None and new:
             return self._refuse_report(event, Reason.RETRY_LATER, full)
-        # Only a new report costs budget: a re-sent one is answered where it stands.
-        if self.quotas is not None and not self.inbox.knows(event.report_id):
+        if self.quotas is not None and new:
             over = self.quotas.take_report(event.device_id)
             if over is not None:
                 self._over_limit(event.device_id, over)

@@ -261,16 +261,8 @@ class Inbox:
         ).fetchone()
         now = time.time()
         if row is None:  # before its report: keep it until the manifest comes (or it expires)
-            if admit is not None:
-                refused = self._admit(device_id, media_id, seq, len(data), admit)
-                if refused is not None:
-                    return refused
-            cursor = self.conn.execute(
-                "INSERT OR IGNORE INTO chunks (device_id, media_id, seq, data, received_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (device_id, media_id, seq, data, now),
-            )
-            return ChunkStored() if cursor.rowcount else ChunkIgnored()
+            not_stored = self._insert(device_id, media_id, seq, data, now, admit)
+            return ChunkStored() if not_stored is None else not_stored
         report_id, chunk_count, chunk_bytes, size, received = row
         if received >= chunk_count:
             return ChunkIgnored()
@@ -281,17 +273,9 @@ class Inbox:
             return Refused(
                 Reason.CHUNK_SIZE, f"chunk {seq} has {len(data)} bytes, expected {expected}"
             )
-        if admit is not None:
-            refused = self._admit(device_id, media_id, seq, len(data), admit)
-            if refused is not None:
-                return refused
-        cursor = self.conn.execute(
-            "INSERT OR IGNORE INTO chunks (device_id, media_id, seq, data, received_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (device_id, media_id, seq, data, now),
-        )
-        if not cursor.rowcount:
-            return ChunkIgnored()
+        not_stored = self._insert(device_id, media_id, seq, data, now, admit)
+        if not_stored is not None:
+            return not_stored
         self.conn.execute(
             "UPDATE media SET received = received + 1 WHERE device_id = ? AND media_id = ?",
             (device_id, media_id),
@@ -306,15 +290,27 @@ class Inbox:
             return ChunkStored(completed=report_id)
         return ChunkStored()
 
-    def _admit(
-        self, device_id: str, media_id: str, seq: int, size: int, admit: Admit
+    def _insert(
+        self, device_id: str, media_id: str, seq: int, data: bytes, now: float, admit: Admit | None
     ) -> ChunkIgnored | Refused | None:
-        """None if the chunk may be stored; a duplicate is ignored as ever, never refused."""
-        present = self.conn.execute(
-            "SELECT 1 FROM chunks WHERE device_id = ? AND media_id = ? AND seq = ?",
-            (device_id, media_id, seq),
-        ).fetchone()
-        return ChunkIgnored() if present is not None else admit(device_id, size)
+        """Store one chunk: None once stored, `ChunkIgnored` for a duplicate (ignored as ever,
+        never refused, so never asked about), or `admit`'s refusal."""
+        if admit is not None:
+            present = self.conn.execute(
+                "SELECT 1 FROM chunks WHERE device_id = ? AND media_id = ? AND seq = ?",
+                (device_id, media_id, seq),
+            ).fetchone()
+            if present is not None:
+                return ChunkIgnored()
+            refused = admit(device_id, len(data))
+            if refused is not None:
+                return refused
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO chunks (device_id, media_id, seq, data, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (device_id, media_id, seq, data, now),
+        )
+        return None if cursor.rowcount else ChunkIgnored()
 
     def spool_bytes(self, device_id: str) -> int:
         """Chunk bytes the device has in the inbox (kept by triggers: one key lookup)."""
