@@ -34,24 +34,13 @@ import paho.mqtt.client as paho
 from bench.common import summary, write
 from bench.ingest import GATEWAY_CLIENT_ID, client, end_session, gateway_round, payloads, raw_round
 from bench.media import Load
-from gateway.broker import Listener, ListenerTls, Mosquitto, free_port, write_config
-from gateway.devices.pki import issue_server, new_ca
+from gateway.broker import Listener, Mosquitto, free_port, write_config
+from gateway.devices.pki import new_ca
+from gateway.devices.tls_files import write_broker_tls
 
 REPORTS = 10_000
 ROUNDS = 3
 CONNECTS = 1_000  # per side and round: a fleet reconnecting after a broker restart
-
-
-def certificates(directory: Path) -> ListenerTls:
-    directory.mkdir(parents=True)
-    ca = new_ca()
-    server = issue_server(ca, ["127.0.0.1", "localhost"])
-    files = ListenerTls(directory / "ca.pem", directory / "server.pem", directory / "server.key")
-    files.ca_file.write_bytes(ca.cert_pem)
-    files.cert_file.write_bytes(server.cert_pem)
-    files.key_file.write_bytes(server.key_pem)
-    files.key_file.chmod(0o600)
-    return files
 
 
 def broker_cpu_s(broker: Mosquitto) -> float:
@@ -99,7 +88,7 @@ def run() -> dict[str, Any]:
     negotiated: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="cgt-bench-tls-") as scratch_dir:
         scratch = Path(scratch_dir)
-        files = certificates(scratch / "certs")
+        files = write_broker_tls(scratch / "certs", new_ca(), ["127.0.0.1", "localhost"])
         plain_port = free_port()
         tls_port = free_port()
         while tls_port == plain_port:

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.broker import Mosquitto
 from gateway.devices import pki
+from gateway.devices.tls_files import write_broker_tls
 from tests.factories import envelope
 from tests.integration.helpers import GatewayProcess, Terminal, wait_until
 
@@ -77,25 +78,12 @@ def test_wrong_password_is_refused_and_logged(tmp_path: Path) -> None:
         assert "Pa55-not-this-one" not in gateway.log_path.read_text()
 
 
-def make_certificates(directory: Path) -> dict[str, Path]:
-    """A throwaway CA and a broker certificate for 127.0.0.1 (gateway.devices.pki)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca = pki.new_ca("cgt test CA")
-    server = pki.issue_server(ca, ["127.0.0.1"])
-    files = {"ca.pem": ca.cert_pem, "server.pem": server.cert_pem, "server.key": server.key_pem}
-    for name, data in files.items():
-        (directory / name).write_bytes(data)
-    return {name: directory / name for name in files}
-
-
 def test_tls_with_the_configured_ca(tmp_path: Path) -> None:
-    certs = make_certificates(tmp_path / "tls")
-    tls_lines = (
-        f"cafile {certs['ca.pem']}\ncertfile {certs['server.pem']}\nkeyfile {certs['server.key']}"
-    )
+    certs = write_broker_tls(tmp_path, pki.new_ca("cgt test CA"), ["127.0.0.1"])
+    tls_lines = f"cafile {certs.ca_file}\ncertfile {certs.cert_file}\nkeyfile {certs.key_file}"
     tls_broker = Mosquitto(tmp_path / "tls-broker", auth_lines=tls_lines, tls=True)
     config = tmp_path / "gateway.toml"
-    config.write_text(f'[mqtt.tls]\nca_file = "{certs["ca.pem"]}"\n')
+    config.write_text(f'[mqtt.tls]\nca_file = "{certs.ca_file}"\n')
     with tls_broker:
         gateway = GatewayProcess(tmp_path / "gw", tls_broker.url, config=config).start()
         assert any(line.get("event") == "mqtt.subscribed" for line in gateway.log_lines())
