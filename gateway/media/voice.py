@@ -10,10 +10,12 @@ checked per packet; the worker pool adds a hard limit around the whole call.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, BinaryIO
 
 import av
@@ -39,6 +41,7 @@ SILENCE_DBFS = -50.0
 # The highest input rate taken: no recorder writes more, and the resampler's filter grows
 # with the ratio (a WAV header claiming 134 MHz costs seconds; 2^31 Hz, an allocation error).
 MAX_INPUT_HZ = 192_000
+_SAMPLES = "fltp"  # 32-bit float, as FFmpeg's AMR and AAC decoders give it
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,19 +132,21 @@ def _transcode(container: Any, stream: Any, mismatch: bool, settings: VoiceSetti
     )
     encoder.bit_rate = settings.bitrate
     encoder.layout = "mono"
-    # Frames of one Opus packet each: a tenth of the Python calls of 20 ms AMR frames.
+    # Floats, as decoders give them: with s16 (PyAV's default for libopus) the samples
+    # went through a converter first (a tenth more time for an AMR note).
+    encoder.format = "flt"
+    # Frames of one Opus packet each: a third of the Python calls of 20 ms AMR frames.
     mixdown = _Mixdown(rate_out, rate_out * settings.frame_ms // 1000)
     deadline = time.monotonic() + settings.timeout_s
     max_samples = settings.max_duration_s * rate_out
-    samples, peak, errors = 0, 0, 0
+    samples, peak, errors = 0, 0.0, 0
 
     def encode(frames: list[Any]) -> None:
         nonlocal samples, peak
         for frame in frames:
-            if frame.samples:  # mono s16: one plane, read in place
-                pcm = np.frombuffer(frame.planes[0], dtype=np.int16, count=frame.samples)
-                # -32768 has no positive twin in int16, so no abs() before the max
-                peak = max(peak, int(pcm.max()), -int(pcm.min()))
+            if frame.samples:  # mono float: one plane, read in place
+                pcm = np.frombuffer(frame.planes[0], dtype=np.float32, count=frame.samples)
+                peak = max(peak, float(pcm.max()), -float(pcm.min()))
             # Our own clock: the source's timestamps may jump or run backwards, which
             # the Ogg muxer refuses; a voice note's time is its samples.
             frame.pts = samples
@@ -173,7 +178,7 @@ def _transcode(container: Any, stream: Any, mismatch: bool, settings: VoiceSetti
             raise MediaError(Reason.VOICE_EMPTY, f"no samples decoded ({errors} bad packets)")
         for packet in encoder.encode(None):
             output.mux(packet)
-    peak_dbfs = 20 * np.log10(peak / 32768) if peak else -120.0
+    peak_dbfs = 20 * np.log10(min(peak, 1.0)) if peak else -120.0  # a float may overshoot
     return VoiceResult(
         data=out.getvalue(),
         duration_s=samples / rate_out,
@@ -189,29 +194,40 @@ def _transcode(container: Any, stream: Any, mismatch: bool, settings: VoiceSetti
 
 
 class _Mixdown:
-    """Decoded frames of any rate and layout in; mono 16-bit frames at `rate`, `frame_size`
-    samples each (the last one shorter), out. Frames it cannot take are counted as errors."""
+    """Decoded frames of any rate and layout in; mono float frames at `rate`, `frame_size`
+    samples each (the last one shorter), out. Frames already in that shape (AMR's) go
+    straight into a FIFO that cuts them to size; others are resampled first. Frames it
+    cannot take are counted as errors."""
 
     def __init__(self, rate: int, frame_size: int) -> None:
         self.rate, self.frame_size = rate, frame_size
+        self.tick = Fraction(1, rate)
+        self.fifo = av.AudioFifo()
         self.resampler = self._fresh()
         self.errors = 0
 
     def _fresh(self) -> AudioResampler:
-        return AudioResampler(
-            format="s16", layout="mono", rate=self.rate, frame_size=self.frame_size
-        )
+        return AudioResampler(format=_SAMPLES, layout="mono", rate=self.rate)
 
     def frames(self, frame: Any) -> list[Any]:
         if not 0 < frame.sample_rate <= MAX_INPUT_HZ:
             self.errors += 1  # a damaged header's rate: nothing to resample from
             return []
+        shaped = (
+            frame.sample_rate == self.rate
+            and frame.format.name == _SAMPLES
+            and frame.layout.name == "mono"
+        )
+        self._queue([frame] if shaped else self._resample(frame))
+        return self.fifo.read_many(self.frame_size)
+
+    def _resample(self, frame: Any) -> list[Any]:
         try:
             try:
                 return list(self.resampler.resample(frame))
             except ValueError:
                 # The decoder changed rate or layout midway (mostly a damaged header): a
-                # resampler for the new shape, dropping the old one's last part-frame.
+                # resampler for the new shape, dropping the few samples the old one held.
                 fresh = self._fresh()
                 frames = list(fresh.resample(frame))
                 self.resampler = fresh
@@ -220,12 +236,18 @@ class _Mixdown:
             self.errors += 1  # a layout it cannot mix down (64 unnamed channels, say)
             return []
 
+    def _queue(self, frames: list[Any]) -> None:
+        for frame in frames:
+            # The FIFO refuses a change of time base and a jump in the timestamps, which
+            # decoders' frames may have; the encoder is given a clock of its own anyway.
+            frame.pts, frame.time_base = None, self.tick
+            self.fifo.write(frame)
+
     def rest(self) -> list[Any]:
-        """What the resampler holds back, at the end."""
-        try:
-            return list(self.resampler.resample(None))
-        except av.error.FFmpegError:  # it never took a frame
-            return []
+        """What the resampler and the FIFO hold back, at the end."""
+        with contextlib.suppress(av.error.FFmpegError):  # raised if it never took a frame
+            self._queue(list(self.resampler.resample(None)))
+        return self.fifo.read_many(self.frame_size, partial=True)
 
 
 def _packets(container: Any, stream: Any) -> Iterator[Any]:
