@@ -110,7 +110,7 @@ def render_photo(source: bytes | BinaryIO, settings: PhotoSettings | None = None
             # pillow-heif turns a HEIC upright as it opens it and resets its EXIF tag to 1;
             # the metadata still says how the camera stored it.
             stored = image.info.get("original_orientation") or orientation
-            rgb, color = _to_srgb(image)
+            rgb, color = _to_srgb(image, settings.display_px)
     display = _orient(_shrink(rgb, settings.display_px), orientation)
     thumbnail = _shrink(display, settings.thumb_px)
     upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
@@ -277,20 +277,40 @@ def _diagnose_boxes(stream: BinaryIO, start: int, total: int) -> Reason:
     return Reason.PHOTO_CORRUPT
 
 
-def _to_srgb(image: Image.Image) -> tuple[Image.Image, str]:
-    """An RGB image in sRGB, and a word on what it took."""
+def _to_srgb(image: Image.Image, long_edge: int) -> tuple[Image.Image, str]:
+    """An RGB image in sRGB, and a word on what it took; one with transparency is also
+    fitted within `long_edge` on the way."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit (or 32-bit) grayscale: keep the top byte
         scale = 1 / 256 if mode != "I" or _max_value(image) > 255 else 1
         return image.point(lambda value: value * scale).convert("L").convert("RGB"), "16-bit gray"
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
+        # Shrunk before it is flattened: flattening a 120-MP RGBA PNG whole peaked at
+        # 1.06 GB.
+        flat = image if mode in ("RGBA", "LA") else image.convert("RGBA")
+        rgba = _shrink(_reduce_in_bands(flat, long_edge), long_edge).convert("RGBA")
         canvas = Image.new("RGB", rgba.size, (255, 255, 255))  # transparency over white paper
         canvas.paste(rgba, mask=rgba.getchannel("A"))
         return _apply_icc(canvas, image.info.get("icc_profile"), "flattened")
     if mode not in ("RGB", "L", "CMYK", "P", "1", "YCbCr"):
         return image.convert("RGB"), f"converted from {mode}"
     return _apply_icc(image, image.info.get("icc_profile"), mode)
+
+
+def _reduce_in_bands(image: Image.Image, long_edge: int) -> Image.Image:
+    """Box-reduced by a whole factor to no less than twice `long_edge`, a band of rows at a
+    time. Pillow reduces an image with alpha by premultiplying a copy of it whole first,
+    as big again as a full-size decode; a band's copy is a few megabytes."""
+    width, height = image.size
+    factor = max(width, height) // (2 * long_edge)
+    if factor < 2:
+        return image
+    band = 64 * factor  # whole boxes per band, so the bands meet without a seam
+    reduced = Image.new(image.mode, (math.ceil(width / factor), math.ceil(height / factor)))
+    for top in range(0, height, band):
+        part = image.crop((0, top, width, min(height, top + band)))
+        reduced.paste(part.reduce(factor), (0, top // factor))
+    return reduced
 
 
 def _max_value(image: Image.Image) -> int:

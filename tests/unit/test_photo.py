@@ -595,10 +595,10 @@ def test_an_mpo_renders_its_first_image() -> None:
     assert colour_close(centre(opened(result.display)), (200, 20, 20), 8)
 
 
-MEMORY_PROBE = """
+# Peak memory is a per-process figure, so it is measured in a fresh interpreter.
+PEAK_MEMORY = """
 from pathlib import Path
 from gateway.media.photo import render_photo
-from tests.media_samples import as_mpo, flat_jpeg
 
 def vm(field):
     status = Path("/proc/self/status").read_text().splitlines()
@@ -606,12 +606,33 @@ def vm(field):
 
 def reset_peak():
     # Writing 5 to clear_refs resets the kernel's peak-RSS mark (VmHWM) to the current RSS,
-    # so the making of the samples (a full-size RGB image) is not counted below.
+    # so the making of the samples (a full-size image) is not counted below.
     Path("/proc/self/clear_refs").write_text("5")
     return vm("VmRSS")
 
 def peak_growth_mb(baseline):
     return vm("VmHWM") - baseline
+"""
+
+
+def probe(code: str) -> list[float]:
+    """The numbers `code` prints, run after `PEAK_MEMORY` in a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY + code],
+        cwd=Path(__file__).parents[2],  # the checkout, for `tests.media_samples`
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return [float(word) for word in done.stdout.split()]
+
+
+def test_a_48_mp_jpeg_or_mpo_is_decoded_at_reduced_size() -> None:
+    # A full decode of 8000×6000 takes 48 MB of grey and then 144 MB of RGB; decoded at 1/4
+    # (2000×1500, the smallest JPEG scale still covering 1600 px) it is a few MB.
+    jpeg_growth, mpo_growth = probe("""
+from tests.media_samples import as_mpo, flat_jpeg
 
 jpeg = flat_jpeg(8000, 6000)
 mpo = as_mpo(jpeg, flat_jpeg(64, 64))
@@ -621,24 +642,34 @@ jpeg_growth = peak_growth_mb(baseline)
 baseline = reset_peak()
 assert render_photo(mpo).display.width == 1600
 print(jpeg_growth, peak_growth_mb(baseline))
-"""
-
-
-def test_a_48_mp_jpeg_or_mpo_is_decoded_at_reduced_size() -> None:
-    # Peak memory is a per-process figure, so it is measured in a fresh interpreter. A
-    # full decode of 8000×6000 takes 48 MB of grey and then 144 MB of RGB; decoded at 1/4
-    # (2000×1500, the smallest JPEG scale still covering 1600 px) it is a few MB.
-    probe = subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE],
-        cwd=Path(__file__).parents[2],  # the checkout, for `tests.media_samples`
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    jpeg_growth, mpo_growth = (float(word) for word in probe.stdout.split())
+""")
     assert jpeg_growth < 60, f"JPEG: peak grew {jpeg_growth:.0f} MB"
     assert mpo_growth < 60, f"MPO: peak grew {mpo_growth:.0f} MB"
+
+
+def test_a_large_png_with_transparency_is_flattened_in_bounded_memory() -> None:
+    # Pillow holds 40 MP of RGBA in 160 MB. Flattened whole (a copy to convert, a canvas,
+    # Pillow's premultiplied copy to resize) the peak grew 496 MB; shrunk a band at a
+    # time first, 250 MB, most of it the decode.
+    growth, width, *pixels = probe("""
+import io
+from PIL import Image
+
+image = Image.new("RGBA", (8000, 5000), (0, 0, 0, 0))
+image.paste((200, 20, 20, 255), (0, 0, 4000, 5000))  # left half opaque red, right clear
+out = io.BytesIO()
+image.save(out, "PNG", compress_level=1)
+del image
+baseline = reset_peak()
+display = render_photo(out.getvalue()).display
+growth = peak_growth_mb(baseline)
+shown = Image.open(io.BytesIO(display.data))
+print(growth, display.width, *shown.getpixel((400, 500)), *shown.getpixel((1200, 500)))
+""")
+    assert growth < 320, f"peak grew {growth:.0f} MB"  # twice the decoded image
+    assert width == 1600
+    assert colour_close(tuple(int(v) for v in pixels[:3]), (200, 20, 20), 10)
+    assert colour_close(tuple(int(v) for v in pixels[3:]), (255, 255, 255), 6)
 
 
 def test_a_108_mp_photo_is_within_the_default_limit() -> None:
