@@ -1,25 +1,39 @@
 """End-to-end ingest: text-only reports through real Mosquitto into the registry, with acks,
-against a bare paho-mqtt subscriber draining the same messages from the same broker.
+against a bare paho-mqtt subscriber draining the same messages from the same broker, and
+against the floor: bare paho-mqtt clients doing only the MQTT work the wire contract leaves
+any gateway per report.
 
-Both sides drain the same kind of backlog: N reports queued by the broker for a persistent
+Every side drains the same kind of backlog: N reports queued by the broker for a persistent
 session, then the consumer connects and the clock runs until it is done. For the bare
 subscriber, done is the N-th message received (auto PUBACK). For the gateway, done is every
 report registered as a case and its `accepted` ack confirmed by the broker, each report
-committed to the inbox before its PUBACK.
+committed to the inbox before its PUBACK. For the floor, done is every report PUBACKed
+after its two QoS 1 publishes (the `accepted` ack, the normalized report) were queued, and
+all 2N publishes confirmed by the broker; in one process, or in two sharing the backlog
+through a shared subscription.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import socket
 import ssl
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import MutableSequence
+from dataclasses import dataclass, field
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -28,12 +42,16 @@ from paho.mqtt.properties import Properties
 from bench.common import summary, write
 from gateway.broker import Mosquitto
 from gateway.process import GatewayProcess, wait_until
+from gateway.protocols import terminal
 
 REPORTS = 20_000
 DEVICES = 200
 ROUNDS = 3
 RECEIVE_MAXIMUM = 500  # the gateway's default
 GATEWAY_CLIENT_ID = "cgt-gateway"  # the default [mqtt] client_id
+REPORT_TOPIC = "cgt/v1/+/report"
+FLOOR_PROCESSES = 2  # one per core of the benchmark machine
+CASE_NO = "E010220261128000001"  # an `accepted` ack's case number, as the registry makes it
 
 
 def payloads() -> list[tuple[str, bytes]]:
@@ -54,11 +72,22 @@ def payloads() -> list[tuple[str, bytes]]:
 
 
 def client(
-    client_id: str, port: int, *, persistent: bool, tls: ssl.SSLContext | None = None
+    client_id: str,
+    port: int,
+    *,
+    persistent: bool,
+    tls: ssl.SSLContext | None = None,
+    manual_ack: bool = False,
+    max_inflight: int = 1000,
 ) -> paho.Client:
     """Connected (TLS handshake done, CONNECT sent; the CONNACK comes in the loop)."""
-    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-    c.max_inflight_messages_set(1000)
+    c = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=paho.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    c.max_inflight_messages_set(max_inflight)
     c.max_queued_messages_set(0)
     if tls is not None:
         c.tls_set_context(tls)
@@ -81,19 +110,26 @@ def publish_backlog(
     publisher.loop_stop()
 
 
+def subscribe_session(
+    port: int, client_id: str, topic: str, tls: ssl.SSLContext | None = None
+) -> None:
+    """Leave a persistent session subscribed to `topic`, offline: the broker queues for it."""
+    subscribed = threading.Event()
+    subscriber = client(client_id, port, persistent=True, tls=tls)
+    subscriber.on_subscribe = lambda *_: subscribed.set()
+    subscriber.loop_start()
+    subscriber.subscribe(topic, qos=1)
+    subscribed.wait(10)
+    subscriber.disconnect()
+    subscriber.loop_stop()
+
+
 def raw_round(
     port: int, messages: list[tuple[str, bytes]], tls: ssl.SSLContext | None = None
 ) -> float:
     """The bare subscriber's rate; every connection, the backlog's too, to `port` over `tls`."""
     client_id = f"bench-raw-{uuid.uuid4().hex[:6]}"
-    subscribed = threading.Event()
-    subscriber = client(client_id, port, persistent=True, tls=tls)
-    subscriber.on_subscribe = lambda *_: subscribed.set()
-    subscriber.loop_start()
-    subscriber.subscribe("cgt/v1/+/report", qos=1)
-    subscribed.wait(10)
-    subscriber.disconnect()
-    subscriber.loop_stop()
+    subscribe_session(port, client_id, REPORT_TOPIC, tls)
     publish_backlog(port, messages, tls)
 
     received = 0
@@ -117,6 +153,141 @@ def raw_round(
     subscriber.disconnect(properties=ending)
     subscriber.loop_stop()
     return len(messages) / elapsed
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Floor:
+    """Per report, what the wire contract obliges any gateway to do over MQTT, and nothing
+    else: PUBACK the report only once handled, publish its `accepted` ack and its normalized
+    copy at QoS 1, and see both confirmed. The report is parsed only to name the topics."""
+
+    counts: MutableSequence[int]  # received, confirmed; shared memory in a child process
+    expected: int | None = None  # reports; None when a parent process sums the children's
+    finished_at: float = 0.0  # wall clock, so that processes' times compare
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def connect(self, client_id: str, port: int) -> paho.Client:
+        # No window, as the gateway's link: with one full, paho walks the messages in flight
+        # on every PUBACK to find the next queued one (measured: half the rate at 1000).
+        c = client(client_id, port, persistent=True, manual_ack=True, max_inflight=0)
+        # As the gateway's link does: Nagle would hold back the small PUBACKs and acks.
+        sock = c.socket()
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.on_message = self.handle
+        c.on_publish = self.confirmed
+        return c
+
+    def handle(self, c: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+        report = orjson.loads(message.payload)
+        device_id = message.topic.split("/")[2]
+        ack = {"report_id": report["report_id"], "status": "accepted", "case_no": CASE_NO}
+        c.publish(terminal.ack_topic(device_id), orjson.dumps(ack), qos=1)
+        bus = terminal.normalized_topic(report["kind"], report["class_code"])
+        c.publish(bus, message.payload, qos=1)
+        c.ack(message.mid, message.qos)
+        self.counts[0] += 1
+
+    def confirmed(self, *_: Any) -> None:
+        self.counts[1] += 1
+        self.finished_at = time.time()
+        if self.expected is not None and self.counts[1] == 2 * self.expected:
+            self.done.set()
+
+
+def floor_rates(reports: int, elapsed: float, cpu: float, broker_cpu: float) -> dict[str, float]:
+    return {
+        "rate": reports / elapsed,
+        "cpu_us_per_report": cpu / reports * 1e6,
+        "broker_cpu_us_per_report": broker_cpu / reports * 1e6,
+    }
+
+
+def floor_one_process_round(
+    port: int, messages: list[tuple[str, bytes]], broker_pid: int
+) -> dict[str, float]:
+    """The floor in this process: one connection, paho's loop thread doing all of it."""
+    client_id = f"bench-floor-{uuid.uuid4().hex[:6]}"
+    subscribe_session(port, client_id, REPORT_TOPIC)
+    publish_backlog(port, messages)
+    floor = Floor([0, 0], expected=len(messages))
+    cpu, broker_cpu = cpu_seconds(os.getpid()), cpu_seconds(broker_pid)
+    start = time.time()
+    consumer = floor.connect(client_id, port)
+    consumer.loop_start()
+    if not floor.done.wait(300):
+        raise TimeoutError(f"floor: {list(floor.counts)} of {len(messages)} reports")
+    cpu, broker_cpu = cpu_seconds(os.getpid()) - cpu, cpu_seconds(broker_pid) - broker_cpu
+    consumer.disconnect()
+    consumer.loop_stop()
+    end_session(port, client_id)
+    return floor_rates(len(messages), floor.finished_at - start, cpu, broker_cpu)
+
+
+def floor_child(
+    client_id: str,
+    port: int,
+    counts: MutableSequence[int],
+    start: Barrier,
+    stop: ProcessEvent,
+    results: Queue[tuple[float, float, float]],
+) -> None:
+    """One process of the two-process floor; it cannot know its share, so the parent
+    watches `counts` and says when all are done."""
+    floor = Floor(counts)
+    start.wait(60)  # spawned and imported: the clock runs from here
+    started_at, cpu = time.time(), cpu_seconds(os.getpid())
+    consumer = floor.connect(client_id, port)
+    consumer.loop_start()
+    stop.wait(300)
+    results.put((started_at, floor.finished_at, cpu_seconds(os.getpid()) - cpu))
+    consumer.disconnect()
+    consumer.loop_stop()
+
+
+def floor_two_processes_round(
+    port: int, messages: list[tuple[str, bytes]], broker_pid: int
+) -> dict[str, float]:
+    """The floor on both cores: a process each, the broker splitting the backlog between
+    their sessions through a shared subscription (it queues for offline members too)."""
+    tag = uuid.uuid4().hex[:6]
+    client_ids = [f"bench-floor{n}-{tag}" for n in range(FLOOR_PROCESSES)]
+    for client_id in client_ids:
+        subscribe_session(port, client_id, f"$share/floor/{REPORT_TOPIC}")
+    publish_backlog(port, messages)
+    context = multiprocessing.get_context("spawn")
+    counts: list[MutableSequence[int]] = [context.RawArray("q", 2) for _ in client_ids]
+    start, stop = context.Barrier(len(client_ids) + 1), context.Event()
+    results: Queue[tuple[float, float, float]] = context.Queue()
+    children = [
+        context.Process(target=floor_child, args=(client_id, port, shared, start, stop, results))
+        for client_id, shared in zip(client_ids, counts, strict=True)
+    ]
+    for child in children:
+        child.start()
+    start.wait(60)
+    broker_cpu = cpu_seconds(broker_pid)
+
+    def finished() -> bool:
+        received, confirmed = (sum(shared[n] for shared in counts) for n in (0, 1))
+        return received == len(messages) and confirmed == 2 * len(messages)
+
+    wait_until(finished, 300, "the floor processes to handle every report")
+    broker_cpu = cpu_seconds(broker_pid) - broker_cpu
+    stop.set()
+    reported = [results.get(timeout=30) for _ in children]
+    for child in children:
+        child.join(30)
+    for client_id in client_ids:
+        end_session(port, client_id)
+    elapsed = max(end for _, end, _ in reported) - min(begin for begin, _, _ in reported)
+    return floor_rates(len(messages), elapsed, sum(cpu for *_, cpu in reported), broker_cpu)
 
 
 def gateway_round(
@@ -179,14 +350,19 @@ def end_session(port: int, client_id: str) -> None:
 def run() -> dict[str, Any]:
     messages = payloads()
     raw: list[float] = []
+    variants = {"one_process": floor_one_process_round, "two_processes": floor_two_processes_round}
+    floors: dict[str, list[dict[str, float]]] = {variant: [] for variant in variants}
     end_to_end: list[float] = []
     intake: list[float] = []
     with (
         tempfile.TemporaryDirectory(prefix="cgt-bench-") as scratch,
         Mosquitto(Path(scratch) / "broker") as broker,
     ):
-        for _ in range(ROUNDS):  # interleaved, so drift in the machine hits both alike
+        assert broker.process is not None
+        for _ in range(ROUNDS):  # interleaved, so drift in the machine hits all alike
             raw.append(raw_round(broker.port, messages))
+            for variant, floor_round in variants.items():
+                floors[variant].append(floor_round(broker.port, messages, broker.process.pid))
             rates = gateway_round(broker.url, messages, Path(scratch))
             end_to_end.append(rates["end_to_end"])
             intake.append(rates["inbox_commit"])
@@ -194,7 +370,7 @@ def run() -> dict[str, Any]:
             # too, and the next gateway round drains twice the reports (half duplicates).
             end_session(broker.port, GATEWAY_CLIENT_ID)
     raw_summary, gateway_summary = summary(raw), summary(end_to_end)
-    result = {
+    result: dict[str, Any] = {
         "benchmark": "ingest",
         "reports": REPORTS,
         "rounds": ROUNDS,
@@ -204,6 +380,13 @@ def run() -> dict[str, Any]:
         "gateway_inbox_commit": summary(intake),
         "ratio_end_to_end_to_raw": gateway_summary["median"] / raw_summary["median"],
     }
+    for variant, samples in floors.items():
+        # rate in reports/s; CPU of the floor's process(es) and of Mosquitto while it drains
+        measured = {key: summary([sample[key] for sample in samples]) for key in samples[0]}
+        rate = measured["rate"]["median"]
+        result[f"floor_{variant}"] = measured
+        result[f"ratio_floor_{variant}_to_raw"] = rate / raw_summary["median"]
+        result[f"ratio_end_to_end_to_floor_{variant}"] = gateway_summary["median"] / rate
     write("ingest", result)
     return result
 
