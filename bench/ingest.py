@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import socket
 import ssl
 import tempfile
 import threading
@@ -43,6 +42,7 @@ from bench.common import summary, write
 from gateway.broker import Mosquitto
 from gateway.process import GatewayProcess, wait_until
 from gateway.protocols import terminal
+from gateway.protocols.mqtt import no_delay
 
 REPORTS = 20_000
 DEVICES = 200
@@ -176,10 +176,7 @@ class Floor:
         # No window, as the gateway's link: with one full, paho walks the messages in flight
         # on every PUBACK to find the next queued one (measured: half the rate at 1000).
         c = client(client_id, port, persistent=True, manual_ack=True, max_inflight=0)
-        # As the gateway's link does: Nagle would hold back the small PUBACKs and acks.
-        sock = c.socket()
-        if isinstance(sock, socket.socket):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(c)  # as the gateway's link does
         c.on_message = self.handle
         c.on_publish = self.confirmed
         return c

@@ -155,10 +155,7 @@ class MqttLink:
             self.log.error("mqtt.connect_refused", reason=str(reason))
             return
         self._connection += 1
-        # Our PUBACKs and acks are small and come in bursts; Nagle would hold them back.
-        sock = client.socket()
-        if isinstance(sock, socket.socket):  # an SSLSocket is one too
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(client)
         if self.subscriptions:
             topics = [self._shared(topic) for topic in self.subscriptions]
             if self.settings.protocol == "5":
@@ -240,3 +237,11 @@ class MqttLink:
     def _shared(self, topic: str) -> str:
         group = self.settings.shared_group
         return f"$share/{group}/{topic}" if group else topic
+
+
+def no_delay(client: paho.Client) -> None:
+    """Turn Nagle off on the client's socket: our PUBACKs and acks are small and come in
+    bursts, and Nagle would hold them back (docs/decisions.md)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket):  # an SSLSocket is one too
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
