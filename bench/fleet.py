@@ -48,8 +48,8 @@ from bench.common import summary, write
 from firmware_sim import wire
 from firmware_sim.fleet import FleetSettings, run_fleet_async
 from firmware_sim.outcomes import Progress, percentile
-from gateway.broker import Mosquitto
-from gateway.process import GatewayProcess, wait_until
+from gateway.harness.gateway_process import GatewayProcess, wait_until
+from gateway.harness.mosquitto import Mosquitto
 
 SIM_CORE = 1  # the simulator's; everything else gets the other core
 PATROL_TERMINALS = (500, 1000, 2000)

@@ -25,7 +25,7 @@ from bench.common import summary, write
 from gateway.config import load_config
 from gateway.geo.distance import haversine_m
 from gateway.geo.gcj02 import to_gcj02, to_wgs84
-from gateway.geo.locate import Locator, load_locator
+from gateway.geo.places import Locator, load_locator
 
 FIXES = 5_000
 ROUNDS = 5

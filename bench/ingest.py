@@ -39,10 +39,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bench.common import summary, write
-from gateway.broker import Mosquitto
-from gateway.process import GatewayProcess, wait_until
+from gateway.harness.gateway_process import GatewayProcess, wait_until
+from gateway.harness.mosquitto import Mosquitto
 from gateway.protocols import terminal
-from gateway.protocols.mqtt import no_delay
+from gateway.transports.mqtt import no_delay
 
 REPORTS = 20_000
 DEVICES = 200

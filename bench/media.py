@@ -42,7 +42,7 @@ from skimage.metrics import structural_similarity
 from bench import media_photo, media_samples, media_voice
 from bench.common import summary, write
 from gateway import logs
-from gateway.media.jobs import Derived, MediaJob
+from gateway.media.jobs import MediaDerived, MediaJob
 from gateway.media.pool import InlineRunner, MediaPool, default_workers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -351,7 +351,7 @@ def pool(pixels: np.ndarray[Any, Any], scratch: Path) -> dict[str, Any]:
                 start = time.perf_counter()
                 results = runner.run(jobs)
                 samples[name].append(len(jobs) / (time.perf_counter() - start))
-                refused = [result for result in results if not isinstance(result, Derived)]
+                refused = [result for result in results if not isinstance(result, MediaDerived)]
                 if refused:
                     raise RuntimeError(f"{name}: {len(refused)} refused, first {refused[0]}")
     finally:

@@ -31,7 +31,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from gateway.media.photo import PhotoSettings, render_photo
+from gateway.media.photo import render_photo
+from gateway.media.stage_settings import PhotoSettings
 
 DISPLAY_PX, THUMB_PX, QUALITY = 1600, 320, 80
 # Ours encodes its thumbnail at 75 by default; the benchmark asks 80 of every side.

@@ -23,7 +23,8 @@ from typing import Any
 import av
 import ffmpeg  # type: ignore[import-untyped]
 
-from gateway.media.voice import VoiceSettings, transcode_voice
+from gateway.media.stage_settings import VoiceSettings
+from gateway.media.voice import transcode_voice
 
 BITRATE, RATE, FRAME_MS = "16k", 8_000, 60
 

@@ -22,20 +22,20 @@ from zoneinfo import ZoneInfo
 from bench.common import summary, write
 from bench.ingest import payloads
 from gateway import logs
-from gateway.app import nmea_fix
-from gateway.config import default_config_dir, load_config
-from gateway.geo.locate import load_locator
-from gateway.geo.location import Geo
-from gateway.intake import Arrived, Intake
+from gateway.config import load_config
+from gateway.geo.places import load_locator
+from gateway.geo.report_location import Geo
+from gateway.harness.gateway_process import wait_until
 from gateway.media.pool import InlineRunner
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import load_profile
-from gateway.pipeline import Pipeline, PipelineSettings
-from gateway.process import wait_until
 from gateway.protocols.terminal import decode_uplink
+from gateway.runtime.intake import Arrived, Intake
+from gateway.runtime.pipeline import Pipeline, PipelineTuning
+from gateway.settings import default_config_dir
+from gateway.sinks.case_registry_sqlite import SqliteRegistry
 from gateway.sinks.memory import MemoryPublisher
 from gateway.sinks.objects_local import LocalObjectStore
-from gateway.sinks.registry_sqlite import SqliteRegistry
 from gateway.store.inbox import Inbox
 from gateway.store.outbox import Backoff, Outbox
 
@@ -71,8 +71,8 @@ def one_round(scratch: Path) -> dict[str, float]:
         MemoryPublisher(),
         profile,
         AcceptanceWindow(SHANGHAI, clock(8), clock(18)),
-        Geo(load_locator(geo), geo.checks.rules(), nmea_fix),  # as `gateway run` builds it
-        PipelineSettings(200, 0.005, 10, 3, Backoff(), 3600, 86400, 3600),
+        Geo(load_locator(geo), geo.checks.rules()),  # as `gateway run` builds it
+        PipelineTuning(200, 0.005, 10, 3, Backoff(), 3600, 86400, 3600),
         log,
     )
     stop = threading.Event()

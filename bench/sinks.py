@@ -27,9 +27,9 @@ from typing import Any
 
 from bench.common import summary, write
 from bench.ingest import payloads, publish_backlog
-from gateway.broker import Mosquitto
-from gateway.deliveries import OBJECT_WRITERS
-from gateway.process import GatewayProcess, wait_until
+from gateway.harness.gateway_process import GatewayProcess, wait_until
+from gateway.harness.mosquitto import Mosquitto
+from gateway.runtime.deliveries import OBJECT_WRITERS
 from gateway.store.db import read_only
 from tests.servers import PostgresCluster, S3Server
 

@@ -34,9 +34,9 @@ import paho.mqtt.client as paho
 from bench.common import summary, write
 from bench.ingest import GATEWAY_CLIENT_ID, client, end_session, gateway_round, payloads, raw_round
 from bench.media import Load
-from gateway.broker import Listener, Mosquitto, free_port, write_config
 from gateway.devices.pki import new_ca
 from gateway.devices.tls_files import write_broker_tls
+from gateway.harness.mosquitto import Listener, Mosquitto, free_port, write_config
 
 REPORTS = 10_000
 ROUNDS = 3

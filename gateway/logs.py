@@ -15,6 +15,16 @@ import orjson
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
+from gateway.settings import Section
+
+
+class LogSettings(Section):
+    """`[log]`: JSON lines, or text for a person at a console ("auto": JSON unless a tty)."""
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
 _CONFIDENTIAL = ("description", "password", "secret", "token")
 
 

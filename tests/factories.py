@@ -12,9 +12,21 @@ import struct
 import uuid
 import wave
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
-from gateway.pipeline import PipelineSettings
+from gateway.lifecycle import Accepted, Registered
+from gateway.normalize.model import (
+    UNPLACED,
+    Acceptance,
+    Clock,
+    CodeName,
+    Location,
+    NormalizedReport,
+    ReportClass,
+    Reporter,
+)
+from gateway.runtime.pipeline import PipelineTuning
 from gateway.store.outbox import Backoff
 
 
@@ -112,7 +124,7 @@ def voice_upload(chunk_bytes: int = 65536, **kwargs: Any) -> Upload:
 
 
 # A pipeline for unit tests: retries at once, housekeeping out of the way.
-FAST_PIPELINE = PipelineSettings(
+FAST_PIPELINE = PipelineTuning(
     batch=100,
     idle_poll_s=0.01,
     publish_timeout_s=1,
@@ -122,3 +134,49 @@ FAST_PIPELINE = PipelineSettings(
     upload_ttl_s=86400,
     orphan_ttl_s=3600,
 )
+
+
+def normalized(
+    report_id: str | None = None,
+    device_id: str = "tz-0001",
+    *,
+    kind: Literal["component", "event"] = "event",
+    class_code: str = "0102",
+    received_at: str = "2026-11-28T01:15:03.250000+00:00",
+    task_id: str | None = None,
+) -> NormalizedReport:
+    """A valid normalized report without media, placed nowhere: for the stores' and sinks'
+    tests, which need one and do not care where it is."""
+    received = datetime.fromisoformat(received_at)
+    return NormalizedReport(
+        report_id=report_id or str(uuid.uuid4()),
+        case_no=None,
+        class_=ReportClass(
+            type=kind,
+            code=class_code,
+            major=CodeName(code=class_code[:2], name="市容环境"),
+            minor=CodeName(code=class_code[2:], name="暴露垃圾"),
+            name_en="Exposed garbage",
+            profile="gbt30428",
+        ),
+        object_code=None,
+        description="路边暴露垃圾一堆",
+        location=Location(**dict(UNPLACED), source="none", wgs84=None, flags=("location.unknown",)),
+        reporter=Reporter(device_id=device_id, inspector_id="INS-0042", unit=None),
+        reported_at=received,
+        received_at=received,
+        acceptance=Acceptance(inside_window=True, window="08:00-18:00", timezone="Asia/Shanghai"),
+        clock=Clock(skew_s=0.0, flags=()),
+        task_id=task_id,
+        media=(),
+    )
+
+
+def accepted(report_id: str, device_id: str = "tz-0001", **fields: Any) -> Accepted:
+    """The ready stage's verdict on a report without media."""
+    return Accepted(report_id, device_id, normalized(report_id, device_id, **fields), False)
+
+
+def registered(report_id: str, case_no: str, device_id: str = "tz-0001") -> Registered:
+    """The registry step's result for a report `accepted` made."""
+    return Registered(report_id, case_no, normalized(report_id, device_id).with_case_no(case_no))

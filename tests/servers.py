@@ -36,8 +36,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from gateway.broker import free_port
-from gateway.process import wait_until
+from gateway.harness.gateway_process import wait_until
+from gateway.harness.mosquitto import free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

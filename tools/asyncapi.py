@@ -15,7 +15,6 @@ from typing import Any
 
 import yaml
 
-from gateway.config import LimitsSettings
 from gateway.errors import REASON_TEXT, Reason
 from gateway.protocols.payloads import (
     Ack,
@@ -27,6 +26,7 @@ from gateway.protocols.payloads import (
     Track,
     WireLimits,
 )
+from gateway.runtime.settings import LimitsSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = {"device_id": {"description": "1-64 of A-Z a-z 0-9 _ - (`normalized` is reserved)"}}

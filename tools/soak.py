@@ -50,7 +50,7 @@ from soak_stack import (
     simulator_command,
 )
 
-from gateway.broker import Mosquitto
+from gateway.harness.mosquitto import Mosquitto
 
 PROGRESS_EVERY_S = 10.0
 BROKER_DOWN_S = 2.0  # long enough that every client notices and reconnects

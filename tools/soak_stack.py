@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from gateway.process import wait_until
+from gateway.harness.gateway_process import wait_until
 from gateway.store.db import read_only
 from gateway.store.outbox import READY_CURSOR, depths
 

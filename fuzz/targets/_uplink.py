@@ -20,13 +20,13 @@ _ACCEPTED = (
 
 
 def check_event(event: terminal.UplinkEvent) -> None:
-    if isinstance(event, terminal.Rejected):
+    if isinstance(event, terminal.UplinkRejected):
         check_rejected(event)
         return
     require(isinstance(event, _ACCEPTED), f"decode_uplink returned {type(event).__name__}")
 
 
-def check_rejected(rejected: terminal.Rejected) -> None:
+def check_rejected(rejected: terminal.UplinkRejected) -> None:
     require(isinstance(rejected.reason, Reason), f"reason {rejected.reason!r} is not a Reason")
     require(bool(rejected.message), f"{rejected.reason} without a message")
     reply = terminal.reply_to(rejected)  # builds the pydantic downlink: must not raise

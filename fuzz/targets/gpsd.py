@@ -1,5 +1,5 @@
 """gpsd's JSON stream through `GpsdDecoder` (split in two at a point the first byte picks)
-and each line through `decode_report` as text: an event of the decoder's, or Rejected
+and each line through `decode_report` as text: an event of the decoder's, or GpsdRejected
 with a `GpsdReason`; a fix in range."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ _EVENTS = (
     gpsd.Sky,
     gpsd.GpsdError,
     gpsd.Ignored,
-    gpsd.Rejected,
+    gpsd.GpsdRejected,
 )
 
 
 def _check(event: gpsd.GpsdEvent) -> None:
     require(isinstance(event, _EVENTS), f"the decoder returned {type(event).__name__}")
-    if isinstance(event, gpsd.Rejected):
+    if isinstance(event, gpsd.GpsdRejected):
         require(isinstance(event.reason, gpsd.GpsdReason), f"reason {event.reason!r}")
     elif isinstance(event, gpsd.Fixed):
         check_fix(event.fix)

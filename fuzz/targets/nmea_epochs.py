@@ -12,7 +12,7 @@ from gateway.protocols.gnss import GnssFix
 def _check_event(event: nmea.Event) -> None:
     if isinstance(event, GnssFix):
         check_fix(event)
-    elif isinstance(event, nmea.NoFix | nmea.Rejected):
+    elif isinstance(event, nmea.NoFix | nmea.NmeaRejected):
         require(isinstance(event.reason, nmea.NmeaReason), f"reason {event.reason!r}")
     else:
         require(False, f"the assembler returned {type(event).__name__}")

@@ -5,9 +5,9 @@ fit their boxes, or a `MediaError` with a photo reason."""
 from __future__ import annotations
 
 from fuzz.invariant import require
-from gateway.config import MediaSettings
 from gateway.errors import MediaError
 from gateway.media.photo import render_photo
+from gateway.media.settings import MediaSettings
 
 SETTINGS = MediaSettings().photo()
 

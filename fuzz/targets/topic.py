@@ -14,7 +14,7 @@ def one_input(data: bytes) -> None:
     # paho hands topics over as str decoded strictly; "replace" keeps every input usable.
     topic = data.decode("utf-8", "replace")
     parsed = terminal.parse_topic(topic, LIMITS)
-    if isinstance(parsed, terminal.Rejected):
+    if isinstance(parsed, terminal.UplinkRejected):
         check_rejected(parsed)
     else:
         require(parsed.message in _MESSAGES, f"message {parsed.message!r}")

@@ -6,8 +6,8 @@ newline there is no claim. Ogg Opus with samples, or a `MediaError` with a voice
 from __future__ import annotations
 
 from fuzz.invariant import require
-from gateway.config import MediaSettings
 from gateway.errors import MediaError, Reason
+from gateway.media.settings import MediaSettings
 from gateway.media.voice import transcode_voice
 
 SETTINGS = MediaSettings().voice()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gateway.devices.registry import Account, Device
+from gateway.devices.device_registry import Account, Device
 
 UPLINKS = ("report", "media/+/+", "status", "track")
 DOWNLINKS = ("ack", "task", "config", "error")

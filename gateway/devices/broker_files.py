@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gateway.devices.acl import render_acl, render_passwords
 from gateway.devices.atomic import write_atomic
-from gateway.devices.registry import DeviceRegistry
+from gateway.devices.device_registry import DeviceRegistry
 from gateway.devices.tls_files import refresh_crl
 
 PASSWORD_FILE = "passwd"  # noqa: S105 - a file name; the file holds only hashes

@@ -12,10 +12,9 @@ import pwd
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.broker import Listener, ListenerTls, write_config
 from gateway.devices.broker_files import ACL_FILE, PASSWORD_FILE, PID_FILE, apply
 from gateway.devices.credentials import AccountFile, ensure_accounts
-from gateway.devices.registry import FILE_NAME, DeviceRegistry
+from gateway.devices.device_registry import FILE_NAME, DeviceRegistry
 from gateway.devices.tls_files import (
     CaFiles,
     default_hostnames,
@@ -23,6 +22,7 @@ from gateway.devices.tls_files import (
     write_broker_tls,
     write_crl,
 )
+from gateway.harness.mosquitto import Listener, ListenerTls, write_config
 
 
 @dataclass(frozen=True, slots=True)

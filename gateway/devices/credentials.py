@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.config import GatewayConfig, TlsSettings
+from gateway.config import GatewayConfig
 from gateway.devices.atomic import write_atomic
+from gateway.devices.device_registry import ACCOUNT_USERNAMES, DeviceRegistry, Role
 from gateway.devices.passwords import hash_password, new_password
-from gateway.devices.registry import ACCOUNT_USERNAMES, DeviceRegistry, Role
 from gateway.devices.tls_files import ca_cert_path
+from gateway.transports.mqtt_settings import TlsSettings
 
 ROLES: tuple[Role, ...] = ("gateway", "backend")
 

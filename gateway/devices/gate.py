@@ -21,7 +21,7 @@ from pathlib import Path
 
 from structlog.typing import FilteringBoundLogger
 
-from gateway.devices.registry import DeviceRegistry, Status
+from gateway.devices.device_registry import DeviceRegistry, Status
 from gateway.errors import Reason
 
 REFRESH_S = 1.0  # how stale a status may be: a revoked device is refused within this

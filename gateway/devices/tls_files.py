@@ -21,8 +21,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.broker import ListenerTls
 from gateway.devices.atomic import write_atomic
+from gateway.devices.device_registry import DeviceRegistry
 from gateway.devices.pki import (
     Issued,
     PkiError,
@@ -35,7 +35,7 @@ from gateway.devices.pki import (
     not_after,
     serial_number,
 )
-from gateway.devices.registry import DeviceRegistry
+from gateway.harness.mosquitto import ListenerTls
 
 PKI_DIR = "pki"
 TLS_DIR = "tls"

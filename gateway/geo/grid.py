@@ -14,6 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from shapely.geometry import shape
 
@@ -28,7 +29,7 @@ BLOCK = 10  # cells per block side: 100 cells per block, serials 001-100
 @dataclass(frozen=True, slots=True)
 class GridCell:
     code: str
-    source: str  # "layer" or "generated"
+    source: Literal["layer", "generated"]
 
 
 class GridLayer:

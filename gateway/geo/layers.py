@@ -22,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gateway.errors import ConfigError
 from gateway.geo.distance import LocalPlane
+from gateway.normalize.model import ResponsibleUnit
 
 # Two segments this close to the nearest are the same stretch of road (the seed gives one
 # stretch to a bureau division and a squadron as two rows): both answer for it.
@@ -35,13 +36,13 @@ class Unit:
     parent_unit_zh: str
     segment_id: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "unit_zh": self.unit_zh,
-            "unit_en": self.unit_en,
-            "parent_unit_zh": self.parent_unit_zh,
-            "segment_id": self.segment_id,
-        }
+    def as_model(self) -> ResponsibleUnit:
+        return ResponsibleUnit(
+            unit_zh=self.unit_zh,
+            unit_en=self.unit_en,
+            parent_unit_zh=self.parent_unit_zh,
+            segment_id=self.segment_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)

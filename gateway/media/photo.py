@@ -28,6 +28,7 @@ from PIL import Image, ImageCms, JpegImagePlugin, UnidentifiedImageError
 
 from gateway.errors import MediaError, Reason
 from gateway.media.exif import PhotoFacts, read_facts
+from gateway.media.stage_settings import PhotoSettings
 
 pillow_heif.register_heif_opener()
 
@@ -42,19 +43,6 @@ _TRANSPOSE = {
     8: (Image.Transpose.ROTATE_90,),
 }
 _SRGB = ImageCms.createProfile("sRGB")
-
-
-@dataclass(frozen=True, slots=True)
-class PhotoSettings:
-    display_px: int = 1600  # long edge of the display derivative
-    thumb_px: int = 320  # long edge of the thumbnail
-    quality: int = 80
-    thumb_quality: int = 75
-    # A 108-MP phone sensor is the largest in the field; anything beyond is refused
-    # before decoding (a decompression bomb declares billions of pixels in a few bytes).
-    # Pillow refuses on its own above 178,956,970 (twice its MAX_IMAGE_PIXELS), so a
-    # setting beyond that has no effect.
-    max_pixels: int = 120_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +64,7 @@ class PhotoResult:
     facts: PhotoFacts = field(default_factory=PhotoFacts)
 
     def metadata(self) -> dict[str, Any]:
+        """What the report's `PhotoMetadata` says of the original (gateway.normalize.model)."""
         return {
             "format": self.format,
             "width": self.width,

@@ -18,8 +18,8 @@ from pebble import ProcessExpired, ProcessPool
 from structlog.typing import FilteringBoundLogger
 
 from gateway.errors import REASON_TEXT, Reason
-from gateway.media import jobs
-from gateway.media.jobs import Derived, MediaJob, Refused
+from gateway.media import derive
+from gateway.media.jobs import MediaJob, MediaRefused, MediaResult
 
 TASKS_PER_WORKER = 500
 
@@ -29,7 +29,7 @@ def default_workers() -> int:
 
 
 class MediaRunner(Protocol):
-    def run(self, batch: Sequence[MediaJob]) -> list[Derived | Refused]: ...
+    def run(self, batch: Sequence[MediaJob]) -> list[MediaResult]: ...
 
     def close(self) -> None: ...
 
@@ -37,8 +37,8 @@ class MediaRunner(Protocol):
 class InlineRunner:
     """Jobs on the calling thread, without time limits: for unit tests and one-off tools."""
 
-    def run(self, batch: Sequence[MediaJob]) -> list[Derived | Refused]:
-        return [jobs.run(job) for job in batch]
+    def run(self, batch: Sequence[MediaJob]) -> list[MediaResult]:
+        return [derive.run(job) for job in batch]
 
     def close(self) -> None:
         return None
@@ -54,23 +54,25 @@ class MediaPool:
             context=multiprocessing.get_context("spawn"),
         )
 
-    def run(self, batch: Sequence[MediaJob]) -> list[Derived | Refused]:
+    def run(self, batch: Sequence[MediaJob]) -> list[MediaResult]:
         """Run a batch across the workers; every job ends in a result, never an exception."""
-        futures = [self._pool.schedule(jobs.run, (job,), timeout=self.timeout_s) for job in batch]
-        results: list[Derived | Refused] = []
+        futures = [self._pool.schedule(derive.run, (job,), timeout=self.timeout_s) for job in batch]
+        results: list[MediaResult] = []
         for job, future in zip(batch, futures, strict=True):
             try:
                 results.append(future.result())
             except FutureTimeout:
                 results.append(
-                    Refused(job.media_id, Reason.MEDIA_TIMEOUT.value, f"over {self.timeout_s} s")
+                    MediaRefused(
+                        job.media_id, Reason.MEDIA_TIMEOUT.value, f"over {self.timeout_s} s"
+                    )
                 )
             except ProcessExpired as error:
                 self.log.error(  # noqa: TRY400 - a dead worker has no traceback worth printing
                     "media.worker_died", media_id=job.media_id, exit=error.exitcode
                 )
                 results.append(
-                    Refused(
+                    MediaRefused(
                         job.media_id,
                         Reason.MEDIA_DECODER_FAILED.value,
                         REASON_TEXT[Reason.MEDIA_DECODER_FAILED],

@@ -23,6 +23,7 @@ import numpy as np
 from av.audio.resampler import AudioResampler
 
 from gateway.errors import MediaError, Reason
+from gateway.media.stage_settings import VoiceSettings
 
 # Container names FFmpeg gives each accepted MIME type. FFmpeg probes the contents first
 # (some demuxers, ADTS's among them, accept any bytes when forced, so a forced hint would
@@ -45,17 +46,6 @@ _SAMPLES = "fltp"  # 32-bit float, as FFmpeg's AMR and AAC decoders give it
 
 
 @dataclass(frozen=True, slots=True)
-class VoiceSettings:
-    bitrate: int = 16_000
-    # libopus effort, 0-10. At 16 kbit/s speech the lowest settings cost about half of
-    # the default (10) and still encode SILK speech well (docs/decisions.md).
-    complexity: int = 0
-    frame_ms: int = 60  # long frames: fewer packets, less overhead, fine for notes
-    max_duration_s: float = 600.0  # wire-v1: a voice note is at most 10 minutes
-    timeout_s: float = 60.0
-
-
-@dataclass(frozen=True, slots=True)
 class VoiceResult:
     data: bytes  # Ogg Opus
     duration_s: float
@@ -69,6 +59,7 @@ class VoiceResult:
     decode_errors: int
 
     def metadata(self) -> dict[str, Any]:
+        """What the report's `VoiceMetadata` says of the original (gateway.normalize.model)."""
         return {
             "duration_s": round(self.duration_s, 3),
             "container": self.container,

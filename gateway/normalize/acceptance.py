@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time
-from typing import Any
+from typing import Literal
 from zoneinfo import ZoneInfo
+
+from gateway.normalize.model import Clock
 
 MINUTE_S = 60.0
 DAY_S = 86_400.0
@@ -39,13 +41,13 @@ class AcceptanceWindow:
         opens, closes = self.opens, self.closes
         return f"{opens.hour:02d}:{opens.minute:02d}-{closes.hour:02d}:{closes.minute:02d}"
 
-    def clock(self, created_at: datetime, received_at: datetime) -> dict[str, Any]:
+    def clock(self, created_at: datetime, received_at: datetime) -> Clock:
         """The normalized report's `clock` block: the terminal's skew against the gateway,
         and `clock.ahead` / `clock.behind` when it is past the bounds. Both times aware."""
         skew_s = (created_at - received_at).total_seconds()
-        flags = []
+        flags: tuple[Literal["clock.ahead", "clock.behind"], ...] = ()
         if skew_s > self.max_ahead_s:
-            flags.append("clock.ahead")
+            flags = ("clock.ahead",)
         elif -skew_s > self.max_behind_s:
-            flags.append("clock.behind")
-        return {"skew_s": round(skew_s, 3), "flags": flags}
+            flags = ("clock.behind",)
+        return Clock(skew_s=round(skew_s, 3), flags=flags)

@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 SERIAL_DIGITS = 6
 
 
-def case_number(kind: str, class_code: str, received_at: str, serial: int, tz: ZoneInfo) -> str:
-    day = datetime.fromisoformat(received_at).astimezone(tz)
+def case_number(
+    kind: str, class_code: str, received_at: datetime, serial: int, tz: ZoneInfo
+) -> str:
+    day = received_at.astimezone(tz)
     prefix = "C" if kind == "component" else "E"
     return f"{prefix}{class_code}{day:%Y%m%d}{serial:0{SERIAL_DIGITS}d}"

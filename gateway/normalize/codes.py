@@ -11,16 +11,18 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from gateway.errors import ConfigError
 
-KINDS = ("component", "event")
+Kind = Literal["component", "event"]
+KINDS: tuple[Kind, ...] = ("component", "event")
 _COLUMNS = ("code", "major_code", "major_name_zh", "minor_code", "minor_name_zh", "name_en")
 
 
 @dataclass(frozen=True, slots=True)
 class ClassEntry:
-    kind: str
+    kind: Kind
     code: str
     major_code: str
     major_name: str
@@ -43,7 +45,7 @@ class CodeProfile:
 
 def load_profile(directory: Path, name: str) -> CodeProfile:
     """Read a profile; every problem found is reported at once, with file and line."""
-    files = {
+    files: dict[Kind, Path] = {
         "component": directory / f"{name}_components.csv",
         "event": directory / f"{name}_events.csv",
     }
@@ -64,7 +66,7 @@ def load_profile(directory: Path, name: str) -> CodeProfile:
     return CodeProfile(name, entries)
 
 
-def _read(kind: str, path: Path, entries: dict[tuple[str, str], ClassEntry]) -> list[str]:
+def _read(kind: Kind, path: Path, entries: dict[tuple[str, str], ClassEntry]) -> list[str]:
     """One table's rows into `entries`; returns its problems."""
     problems = []
     with path.open(encoding="utf-8", newline="") as handle:

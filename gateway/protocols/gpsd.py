@@ -1,34 +1,28 @@
-"""gpsd's JSON protocol, sans I/O, and a thin client that keeps its connection up.
+"""gpsd's JSON protocol, sans I/O (the socket is `gateway.transports.gpsd_client`).
 
     WATCH                  the command that starts gpsd's stream of JSON reports
     decode_report(line) -> Version | Devices | Watching | Fixed | Unfixed | Sky
-                         | GpsdError | Ignored | Rejected(reason)   never an exception
+                         | GpsdError | Ignored | GpsdRejected(reason)   never an exception
     GpsdDecoder            receive_data(bytes) -> events; lines split, SKY joined to TPV
-    GpsdClient             the socket: connect, WATCH, read, reconnect with backoff
 
 Our own decoder, not gpsd-py3 (last release 2017, a module-global socket and state) nor
 gpsdclient (a blocking iterator over the socket: no reconnect, a malformed line raises,
 no types); docs/decisions.md has the measurements. gpsd's TPV becomes a GnssFix with
-source "gpsd"; the decoder never logs, the client logs what the decoder rejects.
+source "gpsd"; the decoder never logs: the client logs what it rejects.
 """
 
 from __future__ import annotations
 
 import math
-import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import orjson
-import structlog
-from structlog.typing import FilteringBoundLogger
 
 from gateway.protocols.gnss import GnssFix
-from gateway.protocols.reconnect import reconnecting
 
 WATCH = b'?WATCH={"enable":true,"json":true}\n'
 # The longest report in the gpsd captures of the test logs is a 3.3 KB SKY; 64 KiB is
@@ -96,17 +90,19 @@ class Ignored:
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class GpsdRejected:
     reason: GpsdReason
     detail: str
     text: str  # the start of the offending line
 
 
-GpsdEvent = Version | Devices | Watching | Fixed | Unfixed | Sky | GpsdError | Ignored | Rejected
+GpsdEvent = (
+    Version | Devices | Watching | Fixed | Unfixed | Sky | GpsdError | Ignored | GpsdRejected
+)
 
 
 class _Malformed(ValueError):
-    """A field of the wrong type or range; becomes Rejected(MALFORMED)."""
+    """A field of the wrong type or range; becomes GpsdRejected(MALFORMED)."""
 
 
 def decode_report(line: bytes | str) -> GpsdEvent:
@@ -115,9 +111,9 @@ def decode_report(line: bytes | str) -> GpsdEvent:
     try:
         report = orjson.loads(line)
     except orjson.JSONDecodeError as error:
-        return Rejected(GpsdReason.NOT_JSON, str(error)[:80], shown)
+        return GpsdRejected(GpsdReason.NOT_JSON, str(error)[:80], shown)
     if not isinstance(report, dict) or not isinstance(report.get("class"), str):
-        return Rejected(GpsdReason.NOT_OBJECT, 'no "class"', shown)
+        return GpsdRejected(GpsdReason.NOT_OBJECT, 'no "class"', shown)
     kind: str = report["class"]
     decode = _DECODERS.get(kind)
     if decode is None:
@@ -125,7 +121,7 @@ def decode_report(line: bytes | str) -> GpsdEvent:
     try:
         return decode(report)
     except _Malformed as error:
-        return Rejected(GpsdReason.MALFORMED, f"{kind}: {error}", shown)
+        return GpsdRejected(GpsdReason.MALFORMED, f"{kind}: {error}", shown)
 
 
 def _version(report: dict[str, Any]) -> Version:
@@ -250,11 +246,11 @@ class GpsdDecoder:
         events: list[GpsdEvent] = []
         for line in lines:
             if len(line) > MAX_REPORT_BYTES:
-                events.append(Rejected(GpsdReason.TOO_LONG, f"{len(line)} bytes", ""))
+                events.append(GpsdRejected(GpsdReason.TOO_LONG, f"{len(line)} bytes", ""))
             elif line.strip():
                 events.append(self._joined(decode_report(line)))
         if len(self._buffer) > MAX_REPORT_BYTES:
-            events.append(Rejected(GpsdReason.TOO_LONG, "no line end", ""))
+            events.append(GpsdRejected(GpsdReason.TOO_LONG, "no line end", ""))
             self._buffer = b""
         return events
 
@@ -265,84 +261,3 @@ class GpsdDecoder:
             fix = replace(event.fix, satellites=sky.satellites_used, hdop=sky.hdop)
             return Fixed(event.device, fix)
         return event
-
-
-# ---- the transport -------------------------------------------------------------------------
-
-
-class GpsdClient:
-    """A gpsd connection that comes back by itself: when gpsd goes away (or says nothing
-    for `idle_timeout_s`), it reconnects after 0.5 s, 1 s, 2 s ... up to `backoff_max_s`."""
-
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 2947,
-        *,
-        log: FilteringBoundLogger | None = None,
-        connect_timeout_s: float = 5.0,
-        idle_timeout_s: float = 60.0,
-        backoff_first_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        poll_s: float = 0.2,  # how soon `stop()` is noticed while gpsd is quiet
-    ) -> None:
-        self.address = (host, port)
-        self.log: FilteringBoundLogger = log or structlog.get_logger("gpsd").bind(
-            gpsd=f"{host}:{port}"
-        )
-        self.connect_timeout_s = connect_timeout_s
-        self.idle_timeout_s = idle_timeout_s
-        self.backoff = (backoff_first_s, backoff_max_s)
-        self.poll_s = poll_s
-        self._stop = threading.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def fixes(self) -> Iterator[GnssFix]:
-        """gpsd's fixes, from whichever connection is up, until `stop()`."""
-        for event in self.events():
-            if isinstance(event, Fixed):
-                yield event.fix
-
-    def events(self) -> Iterator[GpsdEvent]:
-        def failed(error: BaseException, retry_s: float) -> None:
-            self.log.warning("gpsd.connect_failed", error=str(error), retry_s=retry_s)
-
-        return reconnecting(
-            lambda: socket.create_connection(self.address, self.connect_timeout_s),
-            self._session,
-            (OSError,),
-            failed,
-            self._stop,
-            self.backoff,
-        )
-
-    def _session(self, connection: socket.socket) -> Iterator[GpsdEvent]:
-        decoder = GpsdDecoder()
-        try:
-            connection.sendall(WATCH)
-            connection.settimeout(self.poll_s)
-            self.log.info("gpsd.connected")
-            quiet_s = 0.0
-            while not self._stop.is_set():
-                try:
-                    data = connection.recv(65536)
-                except TimeoutError:
-                    quiet_s += self.poll_s
-                    if quiet_s >= self.idle_timeout_s:
-                        self.log.warning("gpsd.idle", quiet_s=quiet_s)
-                        return
-                    continue
-                if not data:
-                    self.log.warning("gpsd.closed")
-                    return
-                quiet_s = 0.0
-                for event in decoder.receive_data(data):
-                    if isinstance(event, Rejected):
-                        self.log.warning("gpsd.rejected", reason=event.reason, detail=event.detail)
-                    elif isinstance(event, GpsdError):
-                        self.log.error("gpsd.error", message=event.message)
-                    yield event
-        except OSError as error:
-            self.log.warning("gpsd.disconnected", error=str(error))

@@ -1,10 +1,11 @@
 """NMEA 0183 from GNSS receivers, sans I/O: sentences in, one fix per epoch out.
 
-    parse_sentence(text)  -> Rmc | Gga | Gns | Gsa | Vtg   the five sentences a fix is made of
-                           | Ignored                       checked, but not used (GSV, TXT, ZDA,
+    parse_sentence(text)  -> Rmc | Gga | Gns | Gll | Gsa | Vtg   what a fix is made of
+                           | Zda                           the date (and time) alone
+                           | Ignored                       checked, but not used (GSV, TXT,
                                                            proprietary $P...)
-                           | Rejected(reason)              never an exception
-    EpochAssembler         feed(line) / receive_data(bytes) -> [GnssFix | Rejected]
+                           | NmeaRejected(reason)              never an exception
+    EpochAssembler         feed(line) / receive_data(bytes) -> [GnssFix | NmeaRejected]
     fixes_from_lines, parse_log, fix_from_sentences        the assembler over a whole input
 
 pynmea2 does the framing, the checksum and the field layout of each sentence type. Field
@@ -12,6 +13,12 @@ values are converted here: its converters are lax (they read "12345" as 12:34:05
 0.0 for a latitude with hemisphere "X", accept "nan" and "1_0", and hand back the raw
 text when they fail; its `RMC.is_valid` is False for every u-blox M9N fix), and a fix
 must not be built on a guess. Nothing here logs.
+
+Dates are carried as gpsd's NMEA driver carries them (driver_nmea0183.c): ZDA and a
+valid RMC set the date; every time of day read (GGA, GNS and GLL, void or not; ZDA; a
+valid RMC) moves the clock on, and a time whose hour is below the last one's starts the
+next day. A fix's time is its epoch's time of day on the date known when its sentences
+came; before any date is known a fix has no time (gpsd reports such a fix untimed too).
 """
 
 from __future__ import annotations
@@ -37,12 +44,14 @@ class NmeaReason(StrEnum):
     MALFORMED = "nmea.malformed"  # checksum right, a field wrong
     UNSUPPORTED = "nmea.unsupported"  # well-formed, but not from a GNSS receiver
     VOID = "nmea.void"  # no fix: the receiver says it has none
-    NO_POSITION = "nmea.no_position"  # no fix: no RMC, GGA or GNS among the sentences
+    NO_POSITION = "nmea.no_position"  # no fix: no RMC, GGA, GNS or GLL among the sentences
 
 
 # Talker ids of satellite receivers: GPS, GLONASS, Galileo, BeiDou (both of its ids: the
-# Chinese standard's BD, NMEA 4.11's GB), multi-GNSS, QZSS (both ids) and NavIC.
-GNSS_TALKERS = frozenset({"GP", "GL", "GA", "GB", "BD", "GN", "GQ", "QZ", "GI"})
+# Chinese standard's BD, NMEA 4.11's GB), multi-GNSS, QZSS (both ids) and NavIC; and IN,
+# integrated navigation, a marine navigation system passing its receiver's fix on (a
+# Humminbird fishfinder sends $INRMC, $INGLL, $INGGA and $INZDA; gpsd reads them).
+GNSS_TALKERS = frozenset({"GP", "GL", "GA", "GB", "BD", "GN", "GQ", "QZ", "GI", "IN"})
 # NMEA caps a sentence at 82 characters; receivers overrun it (the MediaTek log's
 # $PMTKCHN runs to 203, and gpsd takes it). The wire contract caps a report's at 120.
 MAX_SENTENCE_CHARS = 256
@@ -52,7 +61,7 @@ KNOTS_TO_MPS = 1852 / 3600  # the international knot; gpsd's 0.51444444 to 8 dig
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class NmeaRejected:
     reason: NmeaReason
     detail: str
     text: str  # the offending input, cut to MAX_SENTENCE_CHARS
@@ -101,6 +110,22 @@ class Gns:
 
 
 @dataclass(frozen=True, slots=True)
+class Gll:
+    talker: str
+    time: time | None
+    valid: bool  # status A and a mode indicator other than N
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Zda:
+    talker: str
+    time: time | None
+    date: date | None  # None when any of time, day, month and year is empty
+
+
+@dataclass(frozen=True, slots=True)
 class Gsa:
     talker: str
     fix_type: int  # 1: none, 2: 2D, 3: 3D
@@ -117,18 +142,21 @@ class Vtg:
     speed_mps: float | None
 
 
-Sentence = Rmc | Gga | Gns | Gsa | Vtg
-Parsed = Sentence | Ignored | Rejected
+Sentence = Rmc | Gga | Gns | Gll | Gsa | Vtg  # what an epoch's fix is made of
+Timed = Rmc | Gga | Gns | Gll  # the sentences that say which epoch they belong to
+Parsed = Sentence | Zda | Ignored | NmeaRejected
 
 
 class _Malformed(ValueError):
-    """A field that does not hold what its position says; becomes Rejected(MALFORMED)."""
+    """A field that does not hold what its position says; becomes NmeaRejected(MALFORMED)."""
 
 
 _ADDRESS = re.compile(r"[A-Z0-9]{3,}")
 _CHECKSUM = re.compile(r"\*[0-9A-Fa-f]{2}")
 _TIME = re.compile(r"(\d\d)(\d\d)(\d\d)(?:\.(\d{0,9}))?")
 _DATE = re.compile(r"(\d\d)(\d\d)(\d\d)")
+_DAY_OR_MONTH = re.compile(r"\d\d")
+_YEAR = re.compile(r"\d{4}")
 _ANGLE = re.compile(r"\d{3,5}\.\d+")  # (d)ddmm.mmmm, as pynmea2 and gpsd want it
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
 _INTEGER = re.compile(r"\d{1,3}")
@@ -140,32 +168,32 @@ def parse_sentence(text: str) -> Parsed:
     shown = text[:MAX_SENTENCE_CHARS]
     problem = _framing_problem(text)
     if problem is not None:
-        return Rejected(problem[0], problem[1], shown)
+        return NmeaRejected(problem[0], problem[1], shown)
     try:
         message = pynmea2.parse(text, check=True)
     except pynmea2.ChecksumError:
-        return Rejected(NmeaReason.CHECKSUM, "checksum does not match", shown)
+        return NmeaRejected(NmeaReason.CHECKSUM, "checksum does not match", shown)
     except pynmea2.SentenceTypeError:
         talker, kind = text[1:3], text[3 : text.index(",")]
         if talker in GNSS_TALKERS:
             return Ignored(talker, kind)
-        return Rejected(NmeaReason.UNSUPPORTED, f"talker {talker} is not a receiver", shown)
+        return NmeaRejected(NmeaReason.UNSUPPORTED, f"talker {talker} is not a receiver", shown)
     except ValueError as error:  # pynmea2.ParseError and anything else it raises on input
-        return Rejected(NmeaReason.FRAMING, str(error)[:80], shown)
+        return NmeaRejected(NmeaReason.FRAMING, str(error)[:80], shown)
     if isinstance(message, pynmea2.ProprietarySentence):
         return Ignored("P", message.manufacturer)
     if not isinstance(message, pynmea2.TalkerSentence):
-        return Rejected(NmeaReason.UNSUPPORTED, "a query, not data", shown)
+        return NmeaRejected(NmeaReason.UNSUPPORTED, "a query, not data", shown)
     talker, kind = message.talker, message.sentence_type
     if talker not in GNSS_TALKERS:
-        return Rejected(NmeaReason.UNSUPPORTED, f"talker {talker} is not a receiver", shown)
+        return NmeaRejected(NmeaReason.UNSUPPORTED, f"talker {talker} is not a receiver", shown)
     convert = _CONVERTERS.get(kind)
     if convert is None:
         return Ignored(talker, kind)
     try:
         return convert(talker, _Fields(message))
     except _Malformed as error:
-        return Rejected(NmeaReason.MALFORMED, f"{kind}: {error}", shown)
+        return NmeaRejected(NmeaReason.MALFORMED, f"{kind}: {error}", shown)
 
 
 def _framing_problem(text: str) -> tuple[NmeaReason, str] | None:
@@ -247,6 +275,27 @@ def _gns(talker: str, f: _Fields) -> Gns:
     )
 
 
+def _gll(talker: str, f: _Fields) -> Gll:
+    # NMEA 2.3 added the mode indicator; older receivers send status alone (gpsd alike).
+    valid = f["status"] == "A" and f["faa_mode"] != "N"
+    return Gll(talker, _time(f["timestamp"]), valid, *_position(f))
+
+
+def _zda(talker: str, f: _Fields) -> Zda:
+    moment = _time(f["timestamp"])
+    day, month, year = f["day"], f["month"], f["year"]
+    if moment is None or not (day and month and year):
+        return Zda(talker, moment, None)  # u-blox ANTARIS sends blank fields before a fix
+    if not (_DAY_OR_MONTH.fullmatch(day) and _DAY_OR_MONTH.fullmatch(month)) or (
+        _YEAR.fullmatch(year) is None or not 1980 <= int(year) <= 2200  # GPS began in 1980
+    ):
+        raise _Malformed(f"date {day!r} {month!r} {year!r}")
+    try:
+        return Zda(talker, moment, date(int(year), int(month), int(day)))
+    except ValueError:
+        raise _Malformed(f"date {day!r} {month!r} {year!r}") from None
+
+
 def _gsa(talker: str, f: _Fields) -> Gsa:
     fix_type = f["mode_fix_type"]
     if fix_type not in ("1", "2", "3"):
@@ -267,10 +316,12 @@ def _vtg(talker: str, f: _Fields) -> Vtg:
     )
 
 
-_CONVERTERS: dict[str, Callable[[str, _Fields], Sentence]] = {
+_CONVERTERS: dict[str, Callable[[str, _Fields], Sentence | Zda]] = {
     "RMC": _rmc,
     "GGA": _gga,
     "GNS": _gns,
+    "GLL": _gll,
+    "ZDA": _zda,
     "GSA": _gsa,
     "VTG": _vtg,
 }
@@ -371,16 +422,38 @@ class NoFix:
     reason: NmeaReason
 
 
-Event = GnssFix | NoFix | Rejected
+Event = GnssFix | NoFix | NmeaRejected
 
 
 @dataclass
 class _Epoch:
-    key: time | None  # UTC time of day of its timed sentences (RMC, GGA, GNS)
+    key: time | None  # UTC time of day of its timed sentences (RMC, GGA, GNS, GLL)
     sentences: list[Sentence]
     kinds: Counter[str]  # talker + type of each sentence, for the end-of-cycle rule
     whole: bool  # begun by a change of time, so none of it was missed
+    stamp: datetime | None = None  # its time of day on the date known when it came
     done: bool = False
+
+
+@dataclass
+class _Clock:
+    """gpsd's date between sentences: the last date given (ZDA, valid RMC) and the hour of
+    the last time of day read, whatever the sentence said of its fix."""
+
+    day: date | None = None
+    hour: int = 0
+
+    def time_of_day(self, moment: time) -> datetime | None:
+        """`moment` on the current date; an hour below the last one's is the next day."""
+        if moment.hour < self.hour and self.day is not None:
+            self.day += timedelta(days=1)
+        self.hour = moment.hour
+        return None if self.day is None else datetime.combine(self.day, moment, tzinfo=UTC)
+
+    def date_and_time(self, day: date, moment: time) -> datetime:
+        self.time_of_day(moment)
+        self.day = day
+        return datetime.combine(day, moment, tzinfo=UTC)
 
 
 class EpochAssembler:
@@ -392,15 +465,17 @@ class EpochAssembler:
     arrives, or earlier, as soon as it holds every kind of sentence the previous whole
     epoch held: receivers repeat one pattern, so that is the end of their cycle.
     Sentences of an epoch already ended are dropped (gpsd likewise distrusts a GGA whose
-    time does not advance). Each ended epoch gives a GnssFix or a NoFix; rejected
-    sentences come out as events too, and the caller decides whether to log them.
+    time does not advance). ZDA belongs to no epoch (gpsd keeps it out of its cycle
+    detection too: some receivers send it only with a fix); it sets the date, and the
+    epoch of its time, while open, takes its date. Each ended epoch gives a GnssFix or
+    a NoFix; rejected sentences come out as events too, and the caller decides whether
+    to log them.
     """
 
     def __init__(self) -> None:
         self._epoch: _Epoch | None = None
         self._expected: Counter[str] | None = None
-        self._date: date | None = None  # from the last valid RMC ...
-        self._date_key = time()  # ... at this time of day
+        self._clock = _Clock()
         self._buffer = b""
 
     def receive_data(self, data: bytes) -> list[Event]:
@@ -410,7 +485,7 @@ class EpochAssembler:
         for line in lines:
             events += self.feed(line.decode("ascii", errors="replace"))
         if len(self._buffer) > MAX_LINE_BYTES:
-            events.append(Rejected(NmeaReason.FRAMING, "no line end", ""))
+            events.append(NmeaRejected(NmeaReason.FRAMING, "no line end", ""))
             self._buffer = b""
         return events
 
@@ -420,11 +495,13 @@ class EpochAssembler:
         events: list[Event] = []
         if junk.strip():
             detail = "noise before $" if dollar else "no $"
-            events.append(Rejected(NmeaReason.FRAMING, detail, junk[:80]))
+            events.append(NmeaRejected(NmeaReason.FRAMING, detail, junk[:80]))
         for part in rest.split("$") if dollar else ():
             parsed = parse_sentence("$" + part)
-            if isinstance(parsed, Rejected):
+            if isinstance(parsed, NmeaRejected):
                 events.append(parsed)
+            elif isinstance(parsed, Zda):
+                self._date(parsed)
             elif not isinstance(parsed, Ignored):
                 events += self._add(parsed)
         return events
@@ -434,9 +511,17 @@ class EpochAssembler:
         epoch, self._epoch = self._epoch, None
         return [] if epoch is None or epoch.done else [self._close(epoch)]
 
+    def _date(self, zda: Zda) -> None:
+        if zda.time is None or zda.date is None:
+            return
+        stamp = self._clock.date_and_time(zda.date, zda.time)
+        epoch = self._epoch
+        if epoch is not None and not epoch.done and epoch.key == zda.time:
+            epoch.stamp = stamp
+
     def _add(self, sentence: Sentence) -> list[Event]:
-        timed = isinstance(sentence, Rmc | Gga | Gns)
-        key = sentence.time if isinstance(sentence, Rmc | Gga | Gns) else None
+        timed = isinstance(sentence, Timed)
+        key = sentence.time if isinstance(sentence, Timed) else None
         epoch = self._epoch
         out: list[Event] = []
         if epoch is None:
@@ -449,6 +534,10 @@ class EpochAssembler:
             if epoch.whole:
                 self._expected = epoch.kinds
             epoch = self._epoch = _Epoch(key, [], Counter(), whole=True)
+        if isinstance(sentence, Timed):
+            stamp = self._tick(sentence)
+            if stamp is not None and not epoch.done:
+                epoch.stamp = stamp
         epoch.kinds[sentence.talker + type(sentence).__name__] += 1
         if epoch.done:
             return out
@@ -458,47 +547,51 @@ class EpochAssembler:
             out.append(self._close(epoch))
         return out
 
+    def _tick(self, sentence: Timed) -> datetime | None:
+        """The clock moved on by a timed sentence, as gpsd moves it: a valid RMC with its
+        date sets the date; a void RMC (MediaTek's says 05-01-80), or one without a date,
+        is not read; GGA, GNS and GLL give the time of day, valid or not."""
+        if sentence.time is None:
+            return None
+        if isinstance(sentence, Rmc):
+            if not sentence.valid or sentence.date is None:
+                return None
+            return self._clock.date_and_time(sentence.date, sentence.time)
+        return self._clock.time_of_day(sentence.time)
+
     def _close(self, epoch: _Epoch) -> GnssFix | NoFix:
         epoch.done = True
-        for rmc in (s for s in epoch.sentences if isinstance(s, Rmc)):
-            if rmc.valid and rmc.date is not None and epoch.key is not None:
-                self._date, self._date_key = rmc.date, epoch.key
         fix = _merge(epoch.sentences)
-        if isinstance(fix, NoFix) or epoch.key is None or self._date is None:
-            return fix
-        day = self._date
-        # An epoch without RMC carries the last date on, past midnight if need be.
-        if _seconds(epoch.key) < _seconds(self._date_key) - 12 * 3600:
-            day += timedelta(days=1)
-        return replace(fix, time=datetime.combine(day, epoch.key, tzinfo=UTC))
-
-
-def _seconds(moment: time) -> float:
-    return moment.hour * 3600 + moment.minute * 60 + moment.second + moment.microsecond / 1e6
+        return fix if isinstance(fix, NoFix) else replace(fix, time=epoch.stamp)
 
 
 def _merge(sentences: list[Sentence]) -> GnssFix | NoFix:
     """The fix of one epoch (time left out), or why there is none.
 
-    Any sentence saying "no fix" (RMC V, GGA quality 0, GNS N, every GSA 1) voids the
-    epoch. Position from GGA, else GNS, else RMC; altitude from GGA/GNS; speed and course
-    from RMC, else VTG. The mode is the receiver's own, from GSA; without GSA, 3D when an
-    altitude comes with at least four satellites (a 3D solution needs four), else 2D.
+    Any sentence saying "no fix" (RMC V, GGA quality 0, GNS N, GLL V, every GSA 1) voids
+    the epoch. Position from GGA, else GNS, else RMC, else GLL; altitude from GGA/GNS;
+    speed and course from RMC, else VTG. The mode is the receiver's own, from GSA; without
+    GSA, 3D when an altitude comes with at least four satellites (a 3D solution needs
+    four), else 2D.
     """
     rmc = [s for s in sentences if isinstance(s, Rmc)]
     gga = [s for s in sentences if isinstance(s, Gga)]
     gns = [s for s in sentences if isinstance(s, Gns)]
+    gll = [s for s in sentences if isinstance(s, Gll)]
     gsa = [s for s in sentences if isinstance(s, Gsa)]
     vtg = [s for s in sentences if isinstance(s, Vtg) and s.valid]
+    statuses: list[Rmc | Gll] = [*rmc, *gll]
     if (
-        any(not s.valid for s in rmc)
+        any(not s.valid for s in statuses)
         or (gga and all(s.quality == 0 for s in gga))
         or (gns and not any(s.valid for s in gns))
         or (gsa and all(s.fix_type == 1 for s in gsa))
     ):
         return NoFix(NmeaReason.VOID)
     solution: list[Gga | Gns] = [s for s in gga if s.quality > 0] + [s for s in gns if s.valid]
-    points = [(s.lat, s.lon) for s in [*solution, *rmc] if s.lat is not None and s.lon is not None]
+    points = [
+        (s.lat, s.lon) for s in [*solution, *rmc, *gll] if s.lat is not None and s.lon is not None
+    ]
     if not points:
         return NoFix(NmeaReason.VOID)
     alt = next((s.alt_m for s in solution if s.alt_m is not None), None)
@@ -550,5 +643,5 @@ def fix_from_sentences(sentences: list[str]) -> GnssFix | NoFix:
     verdicts = [event for event in events if isinstance(event, NoFix)]
     if verdicts:
         return verdicts[-1]
-    rejections = [event.reason for event in events if isinstance(event, Rejected)]
+    rejections = [event.reason for event in events if isinstance(event, NmeaRejected)]
     return NoFix(rejections[0] if rejections else NmeaReason.NO_POSITION)

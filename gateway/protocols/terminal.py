@@ -2,7 +2,7 @@
 
 `decode_uplink(topic, payload)` turns one MQTT message into exactly one event:
 `ReportReceived`, `ChunkReceived`, `StatusReceived`, `TrackReceived`, or
-`Rejected` with a stable reason code. It never raises for anything a peer can
+`UplinkRejected` with a stable reason code. It never raises for anything a peer can
 send. The `encode_*` functions build the downlink messages. Nothing here logs,
 touches a socket or reads a clock: the transport decides what to do with events.
 """
@@ -80,7 +80,7 @@ class TrackReceived:
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class UplinkRejected:
     """A message refused with a reason. `device_id` is None when the topic names no valid
     device (there is nobody to answer); `report_id` is set when the envelope named one."""
 
@@ -97,7 +97,7 @@ class Rejected:
         return ReasonBody(code=self.reason.value, message=self.message, field=self.field)
 
 
-UplinkEvent = ReportReceived | ChunkReceived | StatusReceived | TrackReceived | Rejected
+UplinkEvent = ReportReceived | ChunkReceived | StatusReceived | TrackReceived | UplinkRejected
 
 
 # ---- topics ---------------------------------------------------------------------------
@@ -111,31 +111,31 @@ class UplinkTopic:
     seq: int | None = None
 
 
-def parse_topic(topic: str, limits: WireLimits) -> UplinkTopic | Rejected:
+def parse_topic(topic: str, limits: WireLimits) -> UplinkTopic | UplinkRejected:
     """Check an uplink topic against the grammar of wire-v1."""
     if len(topic) > _MAX_TOPIC:
-        return Rejected(topic[:_MAX_TOPIC], Reason.TOPIC_MALFORMED, "topic too long")
+        return UplinkRejected(topic[:_MAX_TOPIC], Reason.TOPIC_MALFORMED, "topic too long")
     parts = topic.split("/")
     if len(parts) < 4 or f"{parts[0]}/{parts[1]}" != PREFIX:
-        return Rejected(topic, Reason.TOPIC_MALFORMED, REASON_TEXT[Reason.TOPIC_MALFORMED])
+        return UplinkRejected(topic, Reason.TOPIC_MALFORMED, REASON_TEXT[Reason.TOPIC_MALFORMED])
     device_id = parts[2]
     if not _DEVICE_ID.fullmatch(device_id) or device_id in RESERVED_DEVICE_IDS:
-        return Rejected(topic, Reason.TOPIC_DEVICE_ID, REASON_TEXT[Reason.TOPIC_DEVICE_ID])
+        return UplinkRejected(topic, Reason.TOPIC_DEVICE_ID, REASON_TEXT[Reason.TOPIC_DEVICE_ID])
     rest = parts[3:]
     if rest in (["report"], ["status"], ["track"]):
         return UplinkTopic(device_id, rest[0])
     if len(rest) == 3 and rest[0] == "media":
         if not _MEDIA_ID.fullmatch(rest[1]):
-            return Rejected(
+            return UplinkRejected(
                 topic, Reason.TOPIC_MEDIA_ID, REASON_TEXT[Reason.TOPIC_MEDIA_ID], device_id
             )
         media_id = rest[1].lower()
         if not _SEQ.fullmatch(rest[2]) or int(rest[2]) >= limits.chunks_per_media:
-            return Rejected(
+            return UplinkRejected(
                 topic, Reason.TOPIC_SEQ, REASON_TEXT[Reason.TOPIC_SEQ], device_id, media_id=media_id
             )
         return UplinkTopic(device_id, "media", media_id, int(rest[2]))
-    return Rejected(topic, Reason.TOPIC_MALFORMED, "unknown message type", device_id)
+    return UplinkRejected(topic, Reason.TOPIC_MALFORMED, "unknown message type", device_id)
 
 
 def report_topic(device_id: str) -> str:
@@ -173,7 +173,7 @@ def decode_uplink(topic: str, payload: bytes, limits: WireLimits | None = None) 
     """Decode one uplink message. Returns an event; never raises for peer input."""
     limits = limits or WireLimits()
     parsed = parse_topic(topic, limits)
-    if isinstance(parsed, Rejected):
+    if isinstance(parsed, UplinkRejected):
         return parsed
     device_id = parsed.device_id
     if parsed.media_id is not None and parsed.seq is not None:  # a media chunk
@@ -182,16 +182,16 @@ def decode_uplink(topic: str, payload: bytes, limits: WireLimits | None = None) 
         return _decode_report(topic, device_id, payload, limits)
     if parsed.message == "status":
         status = _validate(Status, topic, device_id, payload, limits.status_bytes, limits)
-        return status if isinstance(status, Rejected) else StatusReceived(device_id, status)
+        return status if isinstance(status, UplinkRejected) else StatusReceived(device_id, status)
     track = _validate(Track, topic, device_id, payload, limits.track_bytes, limits)
-    return track if isinstance(track, Rejected) else TrackReceived(device_id, track)
+    return track if isinstance(track, UplinkRejected) else TrackReceived(device_id, track)
 
 
 def _decode_chunk(
     topic: str, device_id: str, media_id: str, seq: int, payload: bytes, limits: WireLimits
-) -> ChunkReceived | Rejected:
-    def refuse(reason: Reason, message: str) -> Rejected:
-        return Rejected(topic, reason, message, device_id, media_id=media_id, seq=seq)
+) -> ChunkReceived | UplinkRejected:
+    def refuse(reason: Reason, message: str) -> UplinkRejected:
+        return UplinkRejected(topic, reason, message, device_id, media_id=media_id, seq=seq)
 
     if not payload:
         return refuse(Reason.CHUNK_EMPTY, REASON_TEXT[Reason.CHUNK_EMPTY])
@@ -202,9 +202,9 @@ def _decode_chunk(
 
 def _decode_report(
     topic: str, device_id: str, payload: bytes, limits: WireLimits
-) -> ReportReceived | Rejected:
+) -> ReportReceived | UplinkRejected:
     if len(payload) > limits.envelope_bytes:
-        return Rejected(
+        return UplinkRejected(
             topic,
             Reason.PAYLOAD_TOO_LARGE,
             f"{len(payload)} bytes > {limits.envelope_bytes}",
@@ -215,17 +215,17 @@ def _decode_report(
     try:
         raw = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return Rejected(
+        return UplinkRejected(
             topic, Reason.PAYLOAD_NOT_JSON, REASON_TEXT[Reason.PAYLOAD_NOT_JSON], device_id
         )
     if not isinstance(raw, dict):
-        return Rejected(
+        return UplinkRejected(
             topic, Reason.PAYLOAD_NOT_OBJECT, REASON_TEXT[Reason.PAYLOAD_NOT_OBJECT], device_id
         )
     report_id = raw.get("report_id")
     known_id = report_id.lower() if isinstance(report_id, str) and _is_uuid(report_id) else None
     if "v" in raw and raw["v"] != 1:
-        return Rejected(
+        return UplinkRejected(
             topic,
             Reason.ENVELOPE_VERSION,
             f"version {raw['v']!r} is not 1",
@@ -234,10 +234,10 @@ def _decode_report(
             "v",
         )
     envelope = _validate(ReportEnvelope, topic, device_id, payload, limits.envelope_bytes, limits)
-    if isinstance(envelope, Rejected):
+    if isinstance(envelope, UplinkRejected):
         return _with_report_id(envelope, known_id)
     if envelope.device_id is not None and envelope.device_id != device_id:
-        return Rejected(
+        return UplinkRejected(
             topic,
             Reason.ENVELOPE_DEVICE_MISMATCH,
             f"payload claims device {envelope.device_id!r}",
@@ -252,8 +252,8 @@ def _is_uuid(value: str) -> bool:
     return _MEDIA_ID.fullmatch(value) is not None
 
 
-def _with_report_id(rejected: Rejected, report_id: str | None) -> Rejected:
-    return Rejected(
+def _with_report_id(rejected: UplinkRejected, report_id: str | None) -> UplinkRejected:
+    return UplinkRejected(
         rejected.topic,
         rejected.reason,
         rejected.message,
@@ -268,16 +268,16 @@ M = TypeVar("M", bound=BaseModel)
 
 def _validate(
     model: type[M], topic: str, device_id: str, payload: bytes, max_bytes: int, limits: WireLimits
-) -> M | Rejected:
+) -> M | UplinkRejected:
     if len(payload) > max_bytes:
-        return Rejected(
+        return UplinkRejected(
             topic, Reason.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes > {max_bytes}", device_id
         )
     try:
         return model.model_validate_json(payload, strict=True, context={"limits": limits})
     except ValidationError as error:
         reason, message, field = explain(error)
-        return Rejected(topic, reason, message, device_id, field=field)
+        return UplinkRejected(topic, reason, message, device_id, field=field)
 
 
 _PYDANTIC_REASONS = {
@@ -330,7 +330,7 @@ def encode_rejected(report_id: str, reason: ReasonBody) -> bytes:
     return _dump(Ack(report_id=report_id, status="rejected", reason=reason))
 
 
-def encode_error(rejected: Rejected) -> bytes:
+def encode_error(rejected: UplinkRejected) -> bytes:
     notice = ErrorNotice(
         topic=rejected.topic, reason=rejected.body(), media_id=rejected.media_id, seq=rejected.seq
     )
@@ -345,7 +345,7 @@ def encode_config(config: TerminalConfig) -> bytes:
     return _dump(config)
 
 
-def reply_to(rejected: Rejected) -> tuple[str, bytes] | None:
+def reply_to(rejected: UplinkRejected) -> tuple[str, bytes] | None:
     """The downlink that answers a rejection: an ack when a report id is known, an error
     notice when only the device is, nothing when the topic named no valid device."""
     if rejected.device_id is None:

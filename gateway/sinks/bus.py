@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from gateway.errors import RetryableSinkError
-from gateway.protocols.mqtt import MqttLink
+from gateway.transports.mqtt import MqttLink
 
 
 class MqttPublisher:

@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 from gateway.errors import SinkError
 from gateway.normalize.case_no import case_number
+from gateway.normalize.model import NormalizedReport
 from gateway.protocols.payloads import Task
-from gateway.sinks.ports import NewCase, TaskRecord, TaskUnknown
+from gateway.sinks.ports import TaskRecord, TaskUnknown
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -22,30 +23,30 @@ class MemoryRegistry:
     """Cases, verifications and tasks in dicts; the `Registry` and `TaskBook` ports."""
 
     def __init__(self, tz: ZoneInfo = SHANGHAI) -> None:
-        self.cases: dict[str, tuple[str, NewCase]] = {}
-        self.verifications: dict[str, tuple[str, NewCase]] = {}  # by report id
+        self.cases: dict[str, tuple[str, NormalizedReport]] = {}
+        self.verifications: dict[str, tuple[str, NormalizedReport]] = {}  # by report id
         self.issued: dict[str, TaskRecord] = {}  # by task id, in creation order
         self.held: dict[str, float] = {}  # task id: until when (time.monotonic)
         self.tz = tz
         self.failure: SinkError | None = None
 
-    def register(self, cases: Sequence[NewCase]) -> list[str | TaskUnknown]:
+    def register(self, cases: Sequence[NormalizedReport]) -> list[str | TaskUnknown]:
         if self.failure is not None:
             raise self.failure
         return [self._register(case) for case in cases]
 
-    def _register(self, case: NewCase) -> str | TaskUnknown:
+    def _register(self, case: NormalizedReport) -> str | TaskUnknown:
         known = self.cases.get(case.report_id) or self.verifications.get(case.report_id)
         if known is not None:
             return known[0]
         if case.task_id is not None:
             record = self.issued.get(case.task_id.lower())
-            if record is None or record.device_id != case.device_id:
+            if record is None or record.device_id != case.reporter.device_id:
                 return TaskUnknown(case.task_id.lower())
             self.verifications[case.report_id] = (record.task.case_no, case)
             return record.task.case_no
         serial = len(self.cases) + 1
-        number = case_number(case.kind, case.class_code, case.received_at, serial, self.tz)
+        number = case_number(case.class_.type, case.class_.code, case.received_at, serial, self.tz)
         self.cases[case.report_id] = (number, case)
         return number
 

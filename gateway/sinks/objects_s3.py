@@ -31,7 +31,7 @@ from gateway.errors import PermanentSinkError, RetryableSinkError, SinkError
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from gateway.config import S3Settings
+    from gateway.sinks.settings import S3Settings
 
 # 4xx codes that may pass on their own: the server asks to slow down or wait, the
 # request took too long, the clock was off, temporary credentials expired.

@@ -7,21 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
+from gateway.normalize.model import NormalizedReport
 from gateway.protocols.payloads import Task
-
-
-@dataclass(frozen=True, slots=True)
-class NewCase:
-    report_id: str
-    kind: str
-    class_code: str
-    received_at: str  # RFC 3339
-    report: dict[str, Any]  # the normalized report; the registry fills in `case_no`
-    device_id: str
-    # Set on a verification report: it is filed under the task's case, not as a new one.
-    task_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +22,9 @@ class TaskUnknown:
 
 
 class Registry(Protocol):
-    def register(self, cases: Sequence[NewCase]) -> list[str | TaskUnknown]:
-        """Register cases, idempotent by report id; returns their case numbers in order.
+    def register(self, reports: Sequence[NormalizedReport]) -> list[str | TaskUnknown]:
+        """Register reports as cases, idempotent by report id; returns their case numbers
+        in order. Each is stored with its case number filled in.
 
         A report with a `task_id` is a verification: stored against the task's case, whose
         number it returns, or refused with `TaskUnknown`."""
@@ -77,6 +67,11 @@ class TaskBook(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class CaseRegistry(Registry, TaskBook, Protocol):
+    """What both registries are (SQLite and PostgreSQL): the pipeline's `Registry` and the
+    tasks' `TaskBook`."""
 
 
 class ObjectStore(Protocol):

@@ -117,7 +117,7 @@ class Known:
 
 
 @dataclass(frozen=True, slots=True)
-class Refused:
+class InboxRefusal:
     reason: Reason
     message: str
 
@@ -152,7 +152,7 @@ class MediaUpload:
 
 
 # Asked before a new chunk is stored: None to store it, or why not.
-Admit = Callable[[str, int], Refused | None]
+Admit = Callable[[str, int], InboxRefusal | None]
 
 
 class Inbox:
@@ -180,7 +180,7 @@ class Inbox:
         envelope: ReportEnvelope,
         payload: bytes,
         received_at: str,
-    ) -> Added | Known | Refused:
+    ) -> Added | Known | InboxRefusal:
         row = self.conn.execute(
             "SELECT device_id FROM reports WHERE report_id = ?", (report_id,)
         ).fetchone()
@@ -192,7 +192,7 @@ class Inbox:
                 (device_id, manifest.media_id.lower()),
             ).fetchone()
             if taken is not None:
-                return Refused(
+                return InboxRefusal(
                     Reason.MEDIA_ID_IN_USE, f"media {manifest.media_id} is in another report"
                 )
         now = time.time()
@@ -251,7 +251,7 @@ class Inbox:
         seq: int,
         data: bytes,
         admit: Admit | None = None,
-    ) -> ChunkStored | ChunkIgnored | Refused:
+    ) -> ChunkStored | ChunkIgnored | InboxRefusal:
         """Store a chunk. `admit(device_id, size)` is asked only for a chunk that would be
         stored (not a duplicate, not one the manifest refuses); its refusal stores nothing."""
         row = self.conn.execute(
@@ -267,10 +267,10 @@ class Inbox:
         if received >= chunk_count:
             return ChunkIgnored()
         if seq >= chunk_count:
-            return Refused(Reason.CHUNK_SEQ_RANGE, f"seq {seq} >= chunk count {chunk_count}")
+            return InboxRefusal(Reason.CHUNK_SEQ_RANGE, f"seq {seq} >= chunk count {chunk_count}")
         expected = chunk_bytes if seq < chunk_count - 1 else size - chunk_bytes * (chunk_count - 1)
         if len(data) != expected:
-            return Refused(
+            return InboxRefusal(
                 Reason.CHUNK_SIZE, f"chunk {seq} has {len(data)} bytes, expected {expected}"
             )
         not_stored = self._insert(device_id, media_id, seq, data, now, admit)
@@ -292,7 +292,7 @@ class Inbox:
 
     def _insert(
         self, device_id: str, media_id: str, seq: int, data: bytes, now: float, admit: Admit | None
-    ) -> ChunkIgnored | Refused | None:
+    ) -> ChunkIgnored | InboxRefusal | None:
         """Store one chunk: None once stored, `ChunkIgnored` for a duplicate (ignored as ever,
         never refused, so never asked about), or `admit`'s refusal."""
         if admit is not None:

@@ -1,11 +1,12 @@
-"""The durable outbox: what the pipeline made of each report, and one delivery row per sink.
+"""The durable outbox: the pipeline's verdict on each report, and one delivery row per
+report and step.
 
-A report is `deriving` (its photos and voice notes are being processed), `normalized`
-(waiting for its case number), `registered` (has one) or `rejected`. Deliveries fan out
-from there: `registry` first, because the case number it returns is part of what the
-others send; then `objects`, `bus` and `ack`, each retried
-on its own with backoff, so a failing sink never blocks or re-sends another. A delivery
-that can never succeed becomes a dead letter until an operator replays it.
+What a report goes through, and which steps each state calls for, is
+`gateway.lifecycle`'s table; this module carries it out in SQLite. A verdict moves a
+ready report into the outbox (`record`), a step's results move it on and settle its
+delivery rows (`apply`), each step retried on its own with backoff, so a failing sink
+never blocks or re-sends another. A delivery that can never succeed becomes a dead
+letter until an operator replays it (`revive`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.errors import PermanentSinkError
+from gateway.lifecycle import (
+    STEPS,
+    WORKS_ON,
+    Accepted,
+    DeadLetter,
+    DeliveryState,
+    Derived,
+    Moved,
+    Registered,
+    Rejected,
+    ReportState,
+    Retry,
+    Step,
+    StepResult,
+    Verdict,
+    delivery_after,
+    transition,
+)
+from gateway.normalize.model import NormalizedReport
 from gateway.store.db import connect, transaction
 
-SINKS = ("registry", "objects", "bus", "ack")
-AFTER_REGISTRY = ("objects", "bus", "ack")
-# Deriving media is not a sink, but it is bookkept the same way: a row per report, retried.
-STEPS = ("media", *SINKS)
 # The pipeline's place in the inbox's ready queue.
 READY_CURSOR = "ready"
 
@@ -70,8 +87,10 @@ MIGRATIONS = (
 
 
 @dataclass(frozen=True, slots=True)
-class ReportState:
-    state: str
+class Standing:
+    """Where a report stands, as the intake tells a terminal that sends it again."""
+
+    state: ReportState
     case_no: str | None
     reason_code: str | None
     reason_message: str | None
@@ -91,21 +110,16 @@ class Due:
     normalized: bytes | None
     due_since: float = 0.0  # when this delivery was first due (epoch seconds)
 
-
-@dataclass(frozen=True, slots=True)
-class Processed:
-    """The pipeline's verdict on one ready report."""
-
-    report_id: str
-    device_id: str
-    normalized: bytes | None = None  # set when accepted
-    reason_code: str | None = None  # set when rejected
-    reason_message: str | None = None
-    needs_media: bool = False  # its media must be derived before registration
+    def report(self) -> NormalizedReport:
+        """Its normalized report; only registered reports (and those being derived or
+        registered) have one."""
+        if self.normalized is None:
+            raise PermanentSinkError(f"report {self.report_id} has no normalized report")
+        return NormalizedReport.from_json(self.normalized)
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetterRow:
     report_id: str
     sink: str
     attempts: int
@@ -139,35 +153,26 @@ class Outbox:
         row = self.conn.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else 0
 
-    def record(self, cursor_name: str, cursor: int, verdicts: Sequence[Processed]) -> None:
-        """Store verdicts and move the cursor past them, in one transaction.
+    def record(self, cursor_name: str, cursor: int, verdicts: Sequence[Verdict]) -> None:
+        """Store verdicts on ready reports and move the cursor past them, in one transaction.
 
         A verdict for a report already recorded (a report reprocessed after a restart, or
         re-made ready by a corrupt upload) leaves the earlier record as it is."""
         now = time.time()
         with transaction(self.conn):
             for verdict in verdicts:
-                accepted = verdict.normalized is not None
-                state, first = "rejected", "ack"
-                if accepted:
-                    state, first = (
-                        ("deriving", "media") if verdict.needs_media else ("normalized", "registry")
-                    )
+                moved = transition(ReportState.READY, verdict.event)
+                if isinstance(verdict, Accepted):
+                    reason, message, report = None, None, verdict.report.to_json()
+                else:
+                    reason, message, report = verdict.reason, verdict.message, None
                 inserted = self.conn.execute(
                     "INSERT OR IGNORE INTO reports (report_id, device_id, state, reason_code,"
                     " reason_message, normalized, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        verdict.report_id,
-                        verdict.device_id,
-                        state,
-                        verdict.reason_code,
-                        verdict.reason_message,
-                        verdict.normalized,
-                        now,
-                    ),
+                    (verdict.report_id, verdict.device_id, moved.to, reason, message, report, now),
                 ).rowcount
                 if inserted:
-                    self._schedule(verdict.report_id, (first,), now)
+                    self._schedule(verdict.report_id, moved.schedules, now)
             self.conn.execute(
                 "INSERT INTO cursors (name, value) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -194,75 +199,67 @@ class Outbox:
         ).fetchall()
         return [Due(*row) for row in rows]
 
-    def registered(self, results: Sequence[tuple[str, str, bytes]]) -> None:
-        """Case numbers are known: store them and fan out to the other sinks."""
+    def apply(self, step: Step, results: Sequence[StepResult], backoff: Backoff) -> None:
+        """A step's results, in one transaction: each report that moved on takes its
+        transition (and the steps it schedules), and each delivery row is done, put back
+        by its backoff, or dead."""
         now = time.time()
         with transaction(self.conn):
-            for report_id, case_no, normalized in results:
-                self.conn.execute(
-                    "UPDATE reports SET state = 'registered', case_no = ?, normalized = ?,"
-                    " updated_at = ? WHERE report_id = ?",
-                    (case_no, normalized, now, report_id),
-                )
-                self._schedule(report_id, AFTER_REGISTRY, now)
-            self._finish("registry", [report_id for report_id, _, _ in results], now)
+            for result in results:
+                if isinstance(result, Derived | Registered | Rejected):
+                    self._move(step, result, now)
+                after = delivery_after(result)
+                if after is DeliveryState.DONE:
+                    self._finish(step, result.report_id, now)
+                elif isinstance(result, Retry):
+                    self._retry(step, result.report_id, result.error, backoff, now)
+                elif isinstance(result, DeadLetter):
+                    self._dead(step, result.report_id, result.error, now)
 
-    def derived(self, documents: Sequence[tuple[str, bytes]]) -> None:
-        """Media are done: on to registration with the completed document."""
-        now = time.time()
-        with transaction(self.conn):
-            for report_id, normalized in documents:
-                self.conn.execute(
-                    "UPDATE reports SET state = 'normalized', normalized = ?, updated_at = ?"
-                    " WHERE report_id = ?",
-                    (normalized, now, report_id),
-                )
-                self._schedule(report_id, ("registry",), now)
-            self._finish("media", [report_id for report_id, _ in documents], now)
+    def _move(self, step: Step, result: Moved, now: float) -> None:
+        """The report takes the result's event, if it is still where the step found it."""
+        current = WORKS_ON[step]
+        moved = transition(current, result.event)
+        case_no = result.case_no if isinstance(result, Registered) else None
+        report = result.report.to_json() if isinstance(result, Derived | Registered) else None
+        reason = (result.reason, result.message) if isinstance(result, Rejected) else (None, None)
+        changed = self.conn.execute(
+            "UPDATE reports SET state = ?, case_no = coalesce(?, case_no),"
+            " normalized = coalesce(?, normalized), reason_code = coalesce(?, reason_code),"
+            " reason_message = coalesce(?, reason_message), updated_at = ?"
+            " WHERE report_id = ? AND state = ?",
+            (moved.to, case_no, report, *reason, now, result.report_id, current),
+        ).rowcount
+        if changed:
+            self._schedule(result.report_id, moved.schedules, now)
 
-    def refused(self, step: str, refused: Sequence[tuple[str, str, str]]) -> None:
-        """A step refused these reports (report id, reason code, message): rejected, and
-        the terminal is told why. Media refuse what cannot be decoded, the registry a
-        verification of a task it does not know."""
-        now = time.time()
-        with transaction(self.conn):
-            for report_id, code, message in refused:
-                self.conn.execute(
-                    "UPDATE reports SET state = 'rejected', reason_code = ?, reason_message = ?,"
-                    " updated_at = ? WHERE report_id = ?",
-                    (code, message, now, report_id),
-                )
-                self._schedule(report_id, ("ack",), now)
-            self._finish(step, [report_id for report_id, _, _ in refused], now)
-
-    def done(self, sink: str, report_ids: Sequence[str]) -> None:
-        with transaction(self.conn):
-            self._finish(sink, report_ids, time.time())
-
-    def _finish(self, sink: str, report_ids: Sequence[str], now: float) -> None:
-        self.conn.executemany(
+    def _finish(self, step: Step, report_id: str, now: float) -> None:
+        self.conn.execute(
             "UPDATE deliveries SET state = 'done', attempts = attempts + 1, last_error = NULL,"
             " updated_at = ? WHERE report_id = ? AND sink = ?",
-            [(now, report_id, sink) for report_id in report_ids],
+            (now, report_id, step),
         )
 
-    def retry(self, sink: str, report_ids: Sequence[str], error: str, backoff: Backoff) -> None:
-        """Push pending deliveries back by their backoff; those already done stay done."""
-        now = time.time()
-        with transaction(self.conn):
-            for report_id in report_ids:
-                row = self.conn.execute(
-                    "SELECT attempts FROM deliveries WHERE report_id = ? AND sink = ?"
-                    " AND state = 'pending'",
-                    (report_id, sink),
-                ).fetchone()
-                if row is None:
-                    continue
-                self.conn.execute(
-                    "UPDATE deliveries SET attempts = ?, next_at = ?, last_error = ?,"
-                    " updated_at = ? WHERE report_id = ? AND sink = ?",
-                    (row[0] + 1, now + backoff.delay(row[0]), error[:1000], now, report_id, sink),
-                )
+    def _retry(self, step: Step, report_id: str, error: str, backoff: Backoff, now: float) -> None:
+        """Push a pending delivery back by its backoff; one already done stays done."""
+        row = self.conn.execute(
+            "SELECT attempts FROM deliveries"
+            " WHERE report_id = ? AND sink = ? AND state = 'pending'",
+            (report_id, step),
+        ).fetchone()
+        if row is not None:
+            self.conn.execute(
+                "UPDATE deliveries SET attempts = ?, next_at = ?, last_error = ?, updated_at = ?"
+                " WHERE report_id = ? AND sink = ?",
+                (row[0] + 1, now + backoff.delay(row[0]), error[:1000], now, report_id, step),
+            )
+
+    def _dead(self, step: Step, report_id: str, error: str, now: float) -> None:
+        self.conn.execute(
+            "UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = ?,"
+            " updated_at = ? WHERE report_id = ? AND sink = ? AND state = 'pending'",
+            (error[:1000], now, report_id, step),
+        )
 
     def expedite(self, sink: str) -> int:
         """Make every pending delivery of a sink due now (the sink has recovered, so the
@@ -275,22 +272,13 @@ class Outbox:
                 (now, sink, now),
             ).rowcount
 
-    def dead(self, sink: str, report_ids: Sequence[str], error: str) -> None:
-        now = time.time()
-        with transaction(self.conn):
-            self.conn.executemany(
-                "UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = ?,"
-                " updated_at = ? WHERE report_id = ? AND sink = ? AND state = 'pending'",
-                [(error[:1000], now, report_id, sink) for report_id in report_ids],
-            )
-
-    def dead_letters(self, sink: str | None = None) -> list[DeadLetter]:
+    def dead_letters(self, sink: str | None = None) -> list[DeadLetterRow]:
         rows = self.conn.execute(
             "SELECT report_id, sink, attempts, last_error, updated_at FROM deliveries"
             " WHERE state = 'dead' AND (? IS NULL OR sink = ?) ORDER BY updated_at",
             (sink, sink),
         ).fetchall()
-        return [DeadLetter(*row) for row in rows]
+        return [DeadLetterRow(*row) for row in rows]
 
     def revive(self, sink: str | None = None, report_ids: Sequence[str] | None = None) -> int:
         """Make dead letters pending again (an operator fixed the cause)."""
@@ -323,12 +311,15 @@ class Outbox:
 
     # ---- reads for the intake and for operators -------------------------------------------
 
-    def state_of(self, report_id: str) -> ReportState | None:
+    def state_of(self, report_id: str) -> Standing | None:
         row = self.conn.execute(
             "SELECT state, case_no, reason_code, reason_message FROM reports WHERE report_id = ?",
             (report_id,),
         ).fetchone()
-        return ReportState(*row) if row else None
+        if row is None:
+            return None
+        state, *rest = row
+        return Standing(ReportState(state), *rest)
 
     def decided(self, report_ids: Sequence[str]) -> set[str]:
         """Those of `report_ids` that already have a verdict."""
@@ -346,7 +337,7 @@ class Outbox:
 def depths(conn: sqlite3.Connection, now: float | None = None) -> dict[str, tuple[int, float, int]]:
     """Per sink: (pending deliveries, age in seconds of the oldest, dead letters)."""
     now = time.time() if now is None else now
-    found = dict.fromkeys(STEPS, (0, 0.0, 0))
+    found = {step.value: (0, 0.0, 0) for step in STEPS}
     rows = conn.execute(
         "SELECT sink, sum(state = 'pending'), min(CASE WHEN state = 'pending' THEN created_at"
         " END), sum(state = 'dead') FROM deliveries WHERE state != 'done' GROUP BY sink"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto
+from gateway.harness.mosquitto import Mosquitto
 from tests.integration.helpers import GatewayProcess
 from tests.servers import PostgresCluster, S3Server
 

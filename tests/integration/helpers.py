@@ -1,5 +1,5 @@
 """Real parts for integration tests: a terminal and a backend (the gateway process is
-`gateway.process.GatewayProcess`)."""
+`gateway.harness.gateway_process.GatewayProcess`)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.broker import Mosquitto, free_port
 from gateway.devices.tls_files import ca_cert_path
-from gateway.process import GatewayProcess, wait_until
+from gateway.harness.gateway_process import GatewayProcess, wait_until
+from gateway.harness.mosquitto import Mosquitto, free_port
 from tests.factories import Upload, encode
 
 __all__ = [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto
+from gateway.harness.mosquitto import Mosquitto
 from tests.factories import envelope, photo_upload
 from tests.integration.helpers import GatewayProcess, Terminal, wait_until
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto, free_port
 from gateway.devices.credentials import password_path
 from gateway.devices.gate import REFRESH_S
+from gateway.harness.mosquitto import Mosquitto, free_port
 from tests.factories import encode, envelope
 from tests.integration.helpers import (
     Client,

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from gateway.broker import Mosquitto
+from gateway.harness.mosquitto import Mosquitto
 from tests.factories import encode, envelope, photo_upload, voice_upload
 from tests.integration.helpers import Client, GatewayProcess, Terminal, wait_until
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import free_port
+from gateway.harness.mosquitto import free_port
 from gateway.protocols.gnss import GnssFix
-from gateway.protocols.gpsd import GpsdClient
 from gateway.protocols.nmea import parse_log
+from gateway.transports.gpsd_client import GpsdClient
 from tests.gnss import LOGS
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gateway.broker import Mosquitto
+from gateway.harness.mosquitto import Mosquitto
 from tests.factories import Upload, envelope
 from tests.integration.helpers import GatewayProcess, Terminal, wait_until
 

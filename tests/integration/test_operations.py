@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto, free_port
+from gateway.harness.mosquitto import Mosquitto, free_port
 from tests.factories import encode, envelope, photo_upload
 from tests.integration.helpers import GatewayProcess, Terminal, wait_until
 

@@ -10,27 +10,21 @@ import psycopg
 import pytest
 
 from gateway import logs
-from gateway.config import PostgresSettings
 from gateway.errors import RetryableSinkError
-from gateway.process import wait_until
-from gateway.sinks.ports import NewCase, TaskUnknown
-from gateway.sinks.registry_postgres import MIGRATIONS, PostgresRegistry
+from gateway.harness.gateway_process import wait_until
+from gateway.normalize.model import NormalizedReport
+from gateway.sinks.case_registry_postgres import MIGRATIONS, PostgresRegistry
+from gateway.sinks.ports import TaskUnknown
+from gateway.sinks.settings import PostgresSettings
+from tests.factories import normalized
 from tests.servers import PostgresCluster
 
 TZ = ZoneInfo("Asia/Shanghai")
 SETTINGS = PostgresSettings(pool_max=2, connect_timeout_s=1)
 
 
-def case(report_id: str | None = None) -> NewCase:
-    report_id = report_id or str(uuid.uuid4())
-    return NewCase(
-        report_id=report_id,
-        kind="event",
-        class_code="0102",
-        received_at="2026-11-28T01:15:03.250000+00:00",
-        report={"report_id": report_id, "class": {"type": "event", "code": "0102"}},
-        device_id="tz-0001",
-    )
+def case(report_id: str | None = None) -> NormalizedReport:
+    return normalized(report_id or str(uuid.uuid4()))
 
 
 def registry(dsn: str) -> PostgresRegistry:

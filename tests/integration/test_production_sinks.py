@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.broker import Mosquitto
+from gateway.harness.mosquitto import Mosquitto
 from tests.factories import envelope, photo_upload, voice_upload
 from tests.integration.helpers import GatewayProcess, Terminal, wait_until
 from tests.servers import PostgresCluster, S3Server

@@ -19,13 +19,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway import logs
-from gateway.config import PostgresSettings
+from gateway.normalize.model import NormalizedReport
 from gateway.protocols.payloads import Task, TaskLocation
+from gateway.sinks.case_registry_postgres import PostgresRegistry
+from gateway.sinks.case_registry_sqlite import SqliteRegistry
 from gateway.sinks.memory import MemoryRegistry
-from gateway.sinks.ports import NewCase, TaskUnknown
-from gateway.sinks.registry import CaseRegistry
-from gateway.sinks.registry_postgres import PostgresRegistry
-from gateway.sinks.registry_sqlite import SqliteRegistry
+from gateway.sinks.ports import CaseRegistry, TaskUnknown
+from gateway.sinks.settings import PostgresSettings
+from tests.factories import normalized
 
 TZ = ZoneInfo("Asia/Shanghai")
 DEVICE = "tz-0001"
@@ -102,17 +103,8 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     made.registry.close()
 
 
-def report(task_id: str | None = None, device_id: str = DEVICE) -> NewCase:
-    report_id = str(uuid.uuid4())
-    return NewCase(
-        report_id=report_id,
-        kind="event",
-        class_code="0102",
-        received_at="2026-11-28T01:15:03.250000+00:00",
-        report={"report_id": report_id, "task_id": task_id, "case_no": None},
-        device_id=device_id,
-        task_id=task_id,
-    )
+def report(task_id: str | None = None, device_id: str = DEVICE) -> NormalizedReport:
+    return normalized(str(uuid.uuid4()), device_id, task_id=task_id)
 
 
 def issue(rig: Rig, case_no: str, device_id: str = DEVICE, **fields: Any) -> Task:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.broker import Mosquitto
+from gateway.harness.mosquitto import Mosquitto
 from tests.factories import envelope, photo_upload
 from tests.integration.helpers import GatewayProcess, Terminal, wait_until
 

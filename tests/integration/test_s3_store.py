@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from gateway.config import S3Settings
 from gateway.errors import PermanentSinkError, RetryableSinkError
 from gateway.sinks.objects_s3 import S3ObjectStore
+from gateway.sinks.settings import S3Settings
 from tests.servers import S3Server
 
 BUCKET = "cgt-store"

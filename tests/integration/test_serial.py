@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from gateway.protocols.gnss import GnssFix
-from gateway.protocols.nmea import Event, Rejected, fixes_from_lines
-from gateway.protocols.serial import SerialReader
+from gateway.protocols.nmea import Event, NmeaRejected, fixes_from_lines
+from gateway.transports.serial_reader import SerialReader
 from tests.gnss import LOGS, log_lines
 
 pytestmark = pytest.mark.integration
@@ -96,7 +96,7 @@ def test_fixes_from_a_pty_with_noise_and_a_split_line(link: Path, reader: Reader
     time.sleep(0.1)
     pty.write(data[cut:])
     got, events = reader.fixes(len(expected) - 1)
-    rejected = [event for event in events if isinstance(event, Rejected)]
+    rejected = [event for event in events if isinstance(event, NmeaRejected)]
     assert [(event.reason.value, event.detail) for event in rejected] == [("nmea.framing", "no $")]
     # The last epoch has no successor to end it; the end of the link does. (Closing the
     # master discards what the reader has not read yet: let it read first.)

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.broker import Mosquitto
+from gateway.harness.mosquitto import Mosquitto
 from tests.factories import envelope, photo_upload
 from tests.integration.helpers import Client, GatewayProcess, Terminal, wait_until
 
@@ -125,8 +125,9 @@ def test_a_verification_of_an_unknown_task_is_rejected(
     ack = terminal.wait_final(answer["report_id"])
     assert (ack["status"], ack["reason"]["code"]) == ("rejected", "task.unknown")
     assert gateway.count("registry.db", "SELECT count(*) FROM verifications") == 0
-    [logged] = [line for line in gateway.log_lines() if line.get("event") == "task.unknown"]
+    [logged] = [line for line in gateway.log_lines() if line.get("event") == "report.rejected"]
     assert (logged["task_id"], logged["device_id"]) == (nobody, "tz-0602")
+    assert logged["reason"] == "task.unknown"
 
     unknown_case = gateway_cli(
         "task", "send", "--data-dir", str(gateway.data_dir), "--broker", broker.url,

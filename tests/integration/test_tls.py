@@ -26,8 +26,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import Mosquitto, free_port
 from gateway.devices.tls_files import ca_cert_path
+from gateway.harness.mosquitto import Mosquitto, free_port
 from tests.factories import encode, envelope
 from tests.integration.helpers import (
     GatewayProcess,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto
 from gateway.devices import pki
 from gateway.devices.tls_files import write_broker_tls
+from gateway.harness.mosquitto import Mosquitto
 from tests.factories import envelope
 from tests.integration.helpers import GatewayProcess, Terminal, wait_until
 

@@ -40,7 +40,7 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    from gateway.broker import Mosquitto  # noqa: PLC0415 - only the integration tests need it
+    from gateway.harness.mosquitto import Mosquitto  # noqa: PLC0415 - only the integration tests need it
 
     broker = Mosquitto(tmp_path / "broker").start()
     try:
@@ -53,8 +53,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 @contextlib.contextmanager
 def running_gateway(broker_url: str, tmp_path: Path) -> Iterator[Path]:
     """The real gateway on embedded defaults, in this process; yields its objects dir."""
-    from gateway.app import Gateway  # noqa: PLC0415 - only the integration tests need the gateway
     from gateway.config import load_config  # noqa: PLC0415
+    from gateway.runtime.service import Gateway  # noqa: PLC0415 - only the integration tests need the gateway
 
     config = load_config(
         None,

@@ -16,7 +16,7 @@ STATUS = b'{"t":0.0,"topic":"cgt/v1/tz-1/status","payload_b64":"e30=","retain":t
 
 
 def free_port() -> int:
-    from gateway.broker import free_port as pick  # noqa: PLC0415 - tests may use the gateway's helpers
+    from gateway.harness.mosquitto import free_port as pick  # noqa: PLC0415 - tests may use the gateway's helpers
 
     return pick()
 

@@ -14,7 +14,7 @@ from firmware_sim.outcomes import Outcome, Progress, Summary
 
 
 def free_port() -> int:
-    from gateway.broker import free_port as pick  # noqa: PLC0415 - tests may use the gateway's helpers
+    from gateway.harness.mosquitto import free_port as pick  # noqa: PLC0415 - tests may use the gateway's helpers
 
     return pick()
 

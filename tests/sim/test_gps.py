@@ -16,7 +16,7 @@ from firmware_sim.gps import PtyFeed, course, feed, patrol
 from firmware_sim.routes import load_roads
 from gateway.protocols.gnss import GnssFix
 from gateway.protocols.nmea import fixes_from_lines
-from gateway.protocols.serial import SerialReader
+from gateway.transports.serial_reader import SerialReader
 from tests.sim.test_reports import metres_from_road
 
 START = datetime(2026, 11, 28, 1, 15, tzinfo=UTC)

@@ -35,7 +35,7 @@ async def send(url: str, topic: str, payload: bytes) -> None:
 
 @pytest.mark.integration
 def test_link_rides_out_a_broker_restart(tmp_path: Path) -> None:
-    from gateway.broker import Mosquitto  # noqa: PLC0415 - tests may start the project's broker
+    from gateway.harness.mosquitto import Mosquitto  # noqa: PLC0415 - tests may start the project's broker
 
     broker = Mosquitto(tmp_path / "broker").start()
 
@@ -95,7 +95,7 @@ def test_link_rides_out_a_broker_restart(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_publish_gives_up_when_the_broker_never_comes() -> None:
-    from gateway.broker import free_port  # noqa: PLC0415
+    from gateway.harness.mosquitto import free_port  # noqa: PLC0415
 
     async def scenario() -> None:
         settings = LinkSettings(

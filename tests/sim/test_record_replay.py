@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from firmware_sim.capture import CaptureError, CaptureReader, CaptureRecord
 from firmware_sim.cli import main
 from firmware_sim.link import BrokerUrl
-from gateway.process import wait_until
+from gateway.harness.gateway_process import wait_until
 from tests.sim.conftest import Stack
 
 pytestmark = pytest.mark.integration

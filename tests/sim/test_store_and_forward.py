@@ -17,29 +17,33 @@ pytestmark = pytest.mark.integration
 
 
 def test_reports_queued_while_no_gateway_answers_go_after_a_restart(tmp_path: Path) -> None:
-    from gateway.broker import Mosquitto  # noqa: PLC0415
+    from gateway.harness.mosquitto import Mosquitto  # noqa: PLC0415
 
     queue_dir = tmp_path / "queue"
 
-    def settings(broker_url: str, reports: int, drain_s: float) -> FleetSettings:
+    def settings(
+        broker_url: str, reports: int, drain_s: float, ack_timeout_s: float
+    ) -> FleetSettings:
         return FleetSettings(
             broker=broker_url, terminals=2, reports_per_terminal=reports, drain_s=drain_s,
             seed=4, queue_dir=queue_dir, photo_size=SMALL_PHOTO, photo_pool=1,
-            ack_timeout_s=1.0, max_attempts=1, retry_min_s=0.2,
+            ack_timeout_s=ack_timeout_s, max_attempts=1, retry_min_s=0.2,
         )  # fmt: skip
 
     broker = Mosquitto(tmp_path / "broker").start()
     try:
         # No gateway: every chunk and envelope goes out, nobody answers; all stays queued.
-        first = run_fleet(settings(broker.url, reports=2, drain_s=2.5))
+        first = run_fleet(settings(broker.url, reports=2, drain_s=2.5, ack_timeout_s=1.0))
         assert (first.planned, first.sent, first.queued, first.accepted) == (4, 4, 4, 0)
         entries = sorted((queue_dir).glob("sim-*/*.json"))
         assert len(entries) == 4
         assert all(orjson.loads(path.read_bytes())["uploaded"] for path in entries)
 
         # A new simulator process with the same queue, and a gateway that never saw a chunk.
+        # It waits long enough for each answer (a cold media pool takes a second or more
+        # on a busy machine): one attempt each, so every report must resume, not restart.
         with running_gateway(broker.url, tmp_path):
-            second = run_fleet(settings(broker.url, reports=0, drain_s=30))
+            second = run_fleet(settings(broker.url, reports=0, drain_s=30, ack_timeout_s=20.0))
     finally:
         broker.stop()
 

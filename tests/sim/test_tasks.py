@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 def test_a_task_sent_while_the_terminal_is_away_is_answered_against_its_case(
     tmp_path: Path,
 ) -> None:
-    from gateway.broker import Mosquitto  # noqa: PLC0415 - only the integration tests need it
-    from gateway.process import GatewayProcess  # noqa: PLC0415
+    from gateway.harness.gateway_process import GatewayProcess  # noqa: PLC0415
+    from gateway.harness.mosquitto import Mosquitto  # noqa: PLC0415 - only the integration tests need it
 
     def settings(broker_url: str, **run: float | int | None) -> FleetSettings:
         return FleetSettings(

@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 
 from gateway import logs
-from gateway.config import default_config_dir
-from gateway.intake import Arrived, Intake
 from gateway.normalize.codes import CodeProfile, load_profile
 from gateway.protocols.terminal import decode_uplink
+from gateway.runtime.intake import Arrived, Intake
+from gateway.settings import default_config_dir
 from gateway.store.inbox import Inbox
 from gateway.store.outbox import Outbox
 

@@ -111,7 +111,7 @@ def test_check_config_reports_a_broken_code_profile(tmp_path: Path) -> None:
 
 
 def test_a_secret_that_cannot_be_read_stops_the_start_naming_its_key(tmp_path: Path) -> None:
-    from gateway.app import check_secrets  # noqa: PLC0415
+    from gateway.runtime.wiring import check_secrets  # noqa: PLC0415
 
     config = load_config(
         None,

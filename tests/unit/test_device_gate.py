@@ -10,11 +10,11 @@ from structlog.testing import capture_logs
 
 from gateway import logs
 from gateway.devices import gate as gate_module
+from gateway.devices.device_registry import DeviceRegistry
 from gateway.devices.gate import DeviceGate
 from gateway.devices.passwords import hash_password
-from gateway.devices.registry import DeviceRegistry
-from gateway.intake import Intake
 from gateway.normalize.codes import CodeProfile
+from gateway.runtime.intake import Intake
 from gateway.store.inbox import Inbox
 from gateway.store.outbox import Outbox
 from tests.factories import encode, envelope, random_upload

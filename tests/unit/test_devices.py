@@ -15,8 +15,8 @@ from gateway.config import load_config
 from gateway.devices.acl import render_acl, render_passwords
 from gateway.devices.broker_files import reload_broker
 from gateway.devices.credentials import password_path, with_own_credentials
+from gateway.devices.device_registry import Account, DeviceRegistry, RegistryError
 from gateway.devices.passwords import hash_password, new_password, verify_password
-from gateway.devices.registry import Account, DeviceRegistry, RegistryError
 from gateway.devices.tls_files import ensure_ca
 
 

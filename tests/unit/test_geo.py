@@ -15,16 +15,17 @@ from hypothesis import strategies as st
 from shapely.geometry import shape
 
 from gateway.cli import main
-from gateway.config import default_config_dir, load_config
+from gateway.config import load_config
 from gateway.errors import ConfigError
 from gateway.geo.checks import FixChecks, check
 from gateway.geo.distance import haversine_m
 from gateway.geo.gcj02 import to_gcj02, to_wgs84
 from gateway.geo.grid import GridLayer, RegularGrid
 from gateway.geo.layers import SegmentIndex
-from gateway.geo.locate import Locator, load_locator
-from gateway.geo.location import build_location
+from gateway.geo.places import Locator, load_locator
+from gateway.geo.report_location import build_location
 from gateway.protocols.gnss import GnssFix
+from gateway.settings import default_config_dir
 
 CONFIG = default_config_dir()
 TABLE = CONFIG / "responsibility_segments.csv"
@@ -87,7 +88,7 @@ def test_the_geometry_says_plainly_that_it_is_approximate() -> None:
 @pytest.mark.parametrize("feature", FEATURES, ids=lambda f: f["properties"]["segment_id"])
 def test_a_point_on_each_segment_finds_it_and_its_units(locator: Locator, feature: Any) -> None:
     point = shape(feature["geometry"]).interpolate(0.37, normalized=True)
-    place = locator.place(point.y, point.x)
+    place = locator.place(point.y, point.x).model_dump(mode="json")
     segment_id = feature["properties"]["segment_id"]
     assert segment_id in place["segment"]["segment_ids"]
     row = next(r for r in ROWS if r["segment_id"] == segment_id)
@@ -104,7 +105,7 @@ def test_a_point_on_each_segment_finds_it_and_its_units(locator: Locator, featur
 
 def test_a_stretch_with_a_division_and_a_squadron_returns_both(locator: Locator) -> None:
     # Nan Dajie's southern section: the Legal Division (S03) and the 2nd Squadron (S15).
-    place = locator.place(32.0050, 120.8600)
+    place = locator.place(32.0050, 120.8600).model_dump(mode="json")
     assert place["segment"]["segment_ids"] == ["S03", "S15"]
     assert [u["unit_zh"] for u in place["responsible_units"]] == ["法制处", "二中队"]
     assert [u["parent_unit_zh"] for u in place["responsible_units"]] == ["市城管局", "直属执法大队"]
@@ -112,15 +113,19 @@ def test_a_stretch_with_a_division_and_a_squadron_returns_both(locator: Locator)
 
 def test_the_match_tolerance_is_30_metres(locator: Locator) -> None:
     metres_per_degree = 111_195
-    near = locator.place(32.0108 + 29 / metres_per_degree, 120.8550)  # Taowu Road + 29 m
-    far = locator.place(32.0108 + 31 / metres_per_degree, 120.8550)
+    near = locator.place(32.0108 + 29 / metres_per_degree, 120.8550).model_dump(
+        mode="json"
+    )  # Taowu Road + 29 m
+    far = locator.place(32.0108 + 31 / metres_per_degree, 120.8550).model_dump(mode="json")
     assert near["segment"]["road_en"] == "Taowu Road"
     assert 28.5 < near["segment"]["distance_m"] < 29.5
     assert far["segment"] is None
 
 
 def test_off_every_segment_the_districts_default_unit_answers(locator: Locator) -> None:
-    place = locator.place(32.0800, 120.8000)  # Gangzha, far from the trial roads
+    place = locator.place(32.0800, 120.8000).model_dump(
+        mode="json"
+    )  # Gangzha, far from the trial roads
     assert place["segment"] is None
     assert place["responsible_units_basis"] == "district_default"
     assert place["responsible_units"][0]["unit_zh"] == "港闸区城市管理监督指挥中心"
@@ -128,7 +133,7 @@ def test_off_every_segment_the_districts_default_unit_answers(locator: Locator) 
 
 
 def test_outside_coverage_is_flagged_not_dropped(locator: Locator) -> None:
-    place = locator.place(31.2304, 121.4737)  # Shanghai
+    place = locator.place(31.2304, 121.4737).model_dump(mode="json")  # Shanghai
     assert place["coverage"] == {
         "inside": False,
         "district_zh": None,
@@ -186,9 +191,9 @@ def test_a_city_grid_layer_is_used_where_it_has_a_cell(tmp_path: Path) -> None:
     path.write_text(json.dumps(layer))
     config = load_config(None, {"geo.grid": str(path)})
     locator = load_locator(config.geo)
-    inside = locator.place(32.015, 120.860)
+    inside = locator.place(32.015, 120.860).model_dump(mode="json")
     assert (inside["grid_code"], inside["grid_source"]) == ("320602001002007", "layer")
-    elsewhere = locator.place(32.05, 120.90)
+    elsewhere = locator.place(32.05, 120.90).model_dump(mode="json")
     assert elsewhere["grid_source"] == "generated"
 
 
@@ -235,23 +240,29 @@ def test_fix_checks(given_fix: GnssFix, previous: GnssFix | None, flags: list[st
 def test_location_block_from_fix_and_nmea(locator: Locator) -> None:
     terminal = fix(accuracy_m=6.5)
     agreeing = fix(32.01082, 120.85502)
-    block = build_location(terminal, agreeing, CREATED, None, locator, FixChecks())
+    block = build_location(terminal, agreeing, CREATED, None, locator, FixChecks()).model_dump(
+        mode="json"
+    )
     assert block["source"] == "fix+nmea"
     assert block["flags"] == []
     assert block["wgs84"]["accuracy_m"] == 6.5
     assert block["segment"]["road_en"] == "Taowu Road"
     far = fix(32.0200, 120.855)
-    assert build_location(terminal, far, CREATED, None, locator, FixChecks())["flags"] == [
-        "fix.nmea_disagrees"
-    ]
+    assert build_location(terminal, far, CREATED, None, locator, FixChecks()).flags == (
+        "fix.nmea_disagrees",
+    )
 
 
 def test_location_block_when_sentences_give_no_fix(locator: Locator) -> None:
-    block = build_location(None, "nmea.void", CREATED, None, locator, FixChecks())
+    block = build_location(None, "nmea.void", CREATED, None, locator, FixChecks()).model_dump(
+        mode="json"
+    )
     assert block["source"] == "none"
     assert block["flags"] == ["nmea.void", "location.unknown"]
     assert block["responsible_units"] == []
-    kept = build_location(fix(0.0, 0.0), None, CREATED, None, locator, FixChecks())
+    kept = build_location(fix(0.0, 0.0), None, CREATED, None, locator, FixChecks()).model_dump(
+        mode="json"
+    )
     assert kept["wgs84"]["lat"] == 0.0  # kept for the acceptor, not placed
     assert kept["segment"] is None
     assert kept["flags"] == ["fix.zero"]

@@ -20,8 +20,8 @@ from gateway.protocols.gpsd import (
     GpsdError,
     GpsdEvent,
     GpsdReason,
+    GpsdRejected,
     Ignored,
-    Rejected,
     Sky,
     Unfixed,
     Version,
@@ -140,7 +140,7 @@ def tpv(**fields: Any) -> str:
 )
 def test_rejections(line: str, reason: GpsdReason) -> None:
     event = decode_report(line)
-    assert isinstance(event, Rejected), event
+    assert isinstance(event, GpsdRejected), event
     assert event.reason is reason
 
 
@@ -159,8 +159,8 @@ def test_endless_lines_are_rejected_and_the_stream_goes_on() -> None:
     decoder = GpsdDecoder()
     events = decoder.receive_data(b"x" * (MAX_REPORT_BYTES + 1))
     events += decoder.receive_data(SESSION[0].encode() + b"\n")
-    assert [type(event) for event in events] == [Rejected, Version]
-    assert isinstance(events[0], Rejected)
+    assert [type(event) for event in events] == [GpsdRejected, Version]
+    assert isinstance(events[0], GpsdRejected)
     assert events[0].reason is GpsdReason.TOO_LONG
 
 
@@ -183,7 +183,7 @@ def reports(draw: st.DrawFn) -> str:
     return json.dumps({"class": kind, **fields})
 
 
-EVENTS = (Version, Devices, Watching, Fixed, Unfixed, Sky, GpsdError, Ignored, Rejected)
+EVENTS = (Version, Devices, Watching, Fixed, Unfixed, Sky, GpsdError, Ignored, GpsdRejected)
 
 
 @given(st.text() | st.binary() | reports())

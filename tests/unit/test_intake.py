@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
+from gateway.lifecycle import Rejected, Step
 from gateway.store.inbox import Inbox
-from gateway.store.outbox import Outbox, Processed
-from tests.factories import encode, envelope, random_upload
+from gateway.store.outbox import READY_CURSOR, Backoff, Outbox
+from tests.factories import accepted, encode, envelope, random_upload, registered
 from tests.unit.conftest import Feeder
 
 DEVICE = "tz-0001"
@@ -138,8 +139,10 @@ def test_resent_report_changes_nothing_and_hears_where_it_stands(
         )
     ]
     # registered: accepted with the same case number, every time
-    outbox.record("ready", 1, [Processed(body["report_id"], DEVICE, normalized=b"{}")])
-    outbox.registered([(body["report_id"], "E010220261128000007", b"{}")])
+    outbox.record(READY_CURSOR, 1, [accepted(body["report_id"], DEVICE)])
+    outbox.apply(
+        Step.REGISTRY, [registered(body["report_id"], "E010220261128000007", DEVICE)], Backoff()
+    )
     for _ in range(2):
         answers = feed((REPORT_TOPIC, encode(body)))
         assert answers == [
@@ -159,13 +162,7 @@ def test_resent_rejected_report_hears_the_same_rejection(feed: Feeder, outbox: O
     body = envelope()
     feed((REPORT_TOPIC, encode(body)))
     outbox.record(
-        "ready",
-        1,
-        [
-            Processed(
-                body["report_id"], DEVICE, reason_code="media.checksum_mismatch", reason_message="m"
-            )
-        ],
+        READY_CURSOR, 1, [Rejected(body["report_id"], "media.checksum_mismatch", "m", DEVICE)]
     )
     answers = feed((REPORT_TOPIC, encode(body)))
     assert answers[0][1] == {

@@ -12,12 +12,13 @@ from structlog.testing import capture_logs
 
 from gateway import logs
 from gateway.devices.limits import DeviceLimits, DeviceQuotas
-from gateway.intake import Intake
+from gateway.lifecycle import Step
 from gateway.normalize.codes import CodeProfile
+from gateway.runtime.intake import Intake
 from gateway.store.db import connect
 from gateway.store.inbox import MIGRATIONS, Inbox
-from gateway.store.outbox import Outbox, Processed
-from tests.factories import encode, envelope, random_upload
+from gateway.store.outbox import READY_CURSOR, Backoff, Outbox
+from tests.factories import accepted, encode, envelope, random_upload, registered
 from tests.unit.conftest import Feeder
 
 F, G = "tz-flood", "tz-good"
@@ -65,8 +66,10 @@ def test_new_reports_over_the_minute_are_refused_and_resent_ones_still_answered(
     assert rejected_total("limit.reports_per_minute") == before + 1
     assert not inbox.knows(third["report_id"])
     # a report it already holds is answered where it stands, at no cost to the budget
-    outbox.record("ready", 1, [Processed(first["report_id"], F, normalized=b"{}")])
-    outbox.registered([(first["report_id"], "E010220261128000007", b"{}")])
+    outbox.record(READY_CURSOR, 1, [accepted(first["report_id"], F)])
+    outbox.apply(
+        Step.REGISTRY, [registered(first["report_id"], "E010220261128000007", F)], Backoff()
+    )
     for _ in range(5):
         [(_, again)] = feed((report_topic(F), encode(first)))
         assert (again["status"], again["case_no"]) == ("accepted", "E010220261128000007")
@@ -200,5 +203,5 @@ def test_a_batch_that_fails_and_is_tried_again_pays_once(
     monkeypatch.setattr(inbox, "add_report", full_disk)
     with pytest.raises(sqlite3.OperationalError):
         feed((report_topic(F), encode(body)))
-    assert feed((report_topic(F), encode(body))) == []  # the retry (intake_loop's) is taken
+    assert feed((report_topic(F), encode(body))) == []  # the retry (commit_loop's) is taken
     assert inbox.knows(body["report_id"])

@@ -1,5 +1,5 @@
 """The media worker pool: jobs run in spawned workers, derivatives land beside the
-original, refusals and overruns come back as `Refused` with their reason, and a worker
+original, refusals and overruns come back as `MediaRefused` with their reason, and a worker
 killed for overrunning is replaced."""
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from PIL import Image
 
 from gateway import logs
 from gateway.errors import Reason
-from gateway.media.jobs import Derived, MediaJob, Refused, derivative_path
-from gateway.media.photo import PhotoSettings
+from gateway.media.jobs import MediaDerived, MediaJob, MediaRefused, derivative_path
 from gateway.media.pool import InlineRunner, MediaPool
-from gateway.media.voice import VoiceSettings
+from gateway.media.stage_settings import PhotoSettings, VoiceSettings
 from tests.media_samples import (
     QUADRANT_COLOURS,
     amr_nb,
@@ -85,38 +84,38 @@ def test_a_batch_comes_back_in_order_with_files_beside_the_originals(
     assert [result.media_id for result in results] == [item.media_id for item in batch]
     photo_1, voice_1, garbage, photo_2, voice_2 = results
 
-    assert isinstance(garbage, Refused)
+    assert isinstance(garbage, MediaRefused)
     assert garbage.reason == Reason.PHOTO_UNREADABLE.value
     assert not derivative_path(batch[2].source, "display.jpg").exists()
 
-    assert isinstance(photo_1, Derived)
-    display, thumb = photo_1.derivatives
-    assert (display["name"], display["mime"]) == ("display.jpg", "image/jpeg")
-    assert (display["width"], display["height"]) == (640, 480)  # stored 480×640, stood up
-    assert (thumb["width"], thumb["height"]) == (320, 240)
+    assert isinstance(photo_1, MediaDerived)
+    display, thumb = photo_1.files
+    assert (display.name, display.mime) == ("display.jpg", "image/jpeg")
+    assert (display.width, display.height) == (640, 480)  # stored 480×640, stood up
+    assert (thumb.width, thumb.height) == (320, 240)
     assert photo_1.metadata["exif_gps"]["lat"] == pytest.approx(32.0302, abs=1e-6)
     for entry in (display, thumb):
-        written = derivative_path(batch[0].source, entry["name"])
+        written = derivative_path(batch[0].source, entry.name)
         assert written.parent == batch[0].source.parent
-        assert written.stat().st_size == entry["bytes"]
-        assert sha256(written) == entry["sha256"]
+        assert written.stat().st_size == entry.bytes
+        assert sha256(written) == entry.sha256
         with Image.open(written) as image:
-            assert image.size == (entry["width"], entry["height"])
+            assert image.size == (entry.width, entry.height)
             assert not image.getexif()
     with Image.open(derivative_path(batch[0].source, "display.jpg")) as image:
         seen = quadrant_colours(image)
     assert all(colour_close(seen[corner], QUADRANT_COLOURS[corner]) for corner in seen)
 
-    assert isinstance(photo_2, Derived)
-    assert [entry["width"] for entry in photo_2.derivatives] == [200, 200]
+    assert isinstance(photo_2, MediaDerived)
+    assert [entry.width for entry in photo_2.files] == [200, 200]
 
     for result, item, seconds in ((voice_1, batch[1], 2.0), (voice_2, batch[4], 1.02)):
-        assert isinstance(result, Derived)
-        (note,) = result.derivatives
-        assert (note["name"], note["mime"]) == ("voice.opus", "audio/ogg")
-        assert note["duration_s"] == pytest.approx(seconds, abs=0.01)
+        assert isinstance(result, MediaDerived)
+        (note,) = result.files
+        assert (note.name, note.mime) == ("voice.opus", "audio/ogg")
+        assert note.duration_s == pytest.approx(seconds, abs=0.01)
         written = derivative_path(item.source, "voice.opus")
-        assert sha256(written) == note["sha256"]
+        assert sha256(written) == note.sha256
         with av.open(io.BytesIO(written.read_bytes())) as container:
             assert container.streams.audio[0].codec_context.name == "opus"
 
@@ -138,9 +137,9 @@ def test_an_overrunning_job_is_refused_and_the_pool_carries_on(
 
     overrun, alongside = pool.run([slow, quick])
 
-    assert isinstance(overrun, Refused)
+    assert isinstance(overrun, MediaRefused)
     assert overrun.reason == Reason.MEDIA_TIMEOUT.value
-    assert isinstance(alongside, Derived)
+    assert isinstance(alongside, MediaDerived)
     assert not derivative_path(slow.source, "voice.opus").exists()
 
     after = pool.run(
@@ -150,8 +149,8 @@ def test_an_overrunning_job_is_refused_and_the_pool_carries_on(
             job(tmp_path, "after-3", "photo", "image/jpeg", b"\xff\xd8\xff"),
         ]
     )
-    assert [type(result) for result in after] == [Derived, Derived, Refused]
-    assert isinstance(after[2], Refused)
+    assert [type(result) for result in after] == [MediaDerived, MediaDerived, MediaRefused]
+    assert isinstance(after[2], MediaRefused)
     assert after[2].reason == Reason.PHOTO_TRUNCATED.value
 
 
@@ -168,11 +167,11 @@ def test_the_settings_travel_with_the_job(pool: MediaPool, tmp_path: Path) -> No
         ]
     )
     sized, refused, too_long = results
-    assert isinstance(sized, Derived)
-    assert [(d["width"], d["height"]) for d in sized.derivatives] == [(100, 75), (20, 15)]
-    assert isinstance(refused, Refused)
+    assert isinstance(sized, MediaDerived)
+    assert [(d.width, d.height) for d in sized.files] == [(100, 75), (20, 15)]
+    assert isinstance(refused, MediaRefused)
     assert refused.reason == Reason.PHOTO_TOO_MANY_PIXELS.value
-    assert isinstance(too_long, Refused)
+    assert isinstance(too_long, MediaRefused)
     assert too_long.reason == Reason.VOICE_TOO_LONG.value
 
 
@@ -182,16 +181,16 @@ def test_a_decoder_that_raises_refuses_its_file_not_the_batch(
     def tripped(source: object, settings: object) -> None:
         raise ValueError("tile extends beyond image")
 
-    monkeypatch.setattr("gateway.media.jobs.render_photo", tripped)
+    monkeypatch.setattr("gateway.media.derive.render_photo", tripped)
     tripping = job(tmp_path, "tripping", "photo", "image/png", encode_image(quadrants(8, 8), "PNG"))
     voice = job(tmp_path, "voice", "voice", "audio/wav", wav(tone(1, 16000), 16000))
 
     refused, derived = InlineRunner().run([tripping, voice])
 
-    assert isinstance(refused, Refused)
+    assert isinstance(refused, MediaRefused)
     assert refused.reason == Reason.MEDIA_DECODER_FAILED.value
     assert "ValueError: tile extends beyond image" in refused.message
-    assert isinstance(derived, Derived)
+    assert isinstance(derived, MediaDerived)
 
 
 def test_a_missing_original_is_the_spools_fault_and_the_batch_is_retried(

@@ -17,14 +17,17 @@ from gateway.protocols.nmea import (
     EpochAssembler,
     Event,
     Gga,
+    Gll,
     Gns,
     Gsa,
     Ignored,
     NmeaReason,
+    NmeaRejected,
     NoFix,
-    Rejected,
+    Parsed,
     Rmc,
     Vtg,
+    Zda,
     fix_from_sentences,
     fixes_from_lines,
     parse_log,
@@ -59,6 +62,8 @@ def epoch(
 RMC = nmea("GNRMC,074156.799,A,3114.8950,N,12135.2442,E,0.26,4.94,250215,,,A")
 GGA = nmea("GPGGA,030719.000,3747.0873,S,17518.8938,E,1,08,1.1,59.9,M,23.7,M,,0000")
 GNS = nmea("GNGNS,074155.799,3114.8770,N,12135.2463,E,ANNA,05,1.3,156.9,8.3,,0000")
+GLL = nmea("GNGLL,3114.8950,N,12135.2442,E,074156.799,A,A")
+ZDA = nmea("GNZDA,150119.000,09,03,2022,,")
 GSA = nmea("GNGSA,A,3,29,20,18,16,51,13,44,26,,,,,0.99,0.54,0.83,1")
 VTG = nmea("GNVTG,,T,,M,0.040,N,0.075,K,D")
 
@@ -100,6 +105,35 @@ VTG = nmea("GNVTG,,T,,M,0.040,N,0.075,K,D")
             id="GNS, GPS and BeiDou modes",
         ),
         pytest.param(
+            GLL,
+            Gll("GN", time(7, 41, 56, 799000), True, 31.24825, 121.58740333333333),
+            id="GLL with time, status and mode",
+        ),
+        pytest.param(
+            nmea("GPGLL,4527.458,S,16709.165,E,225309,A"),
+            Gll("GP", time(22, 53, 9), True, -45.457633333333334, 167.15275),
+            id="GLL of NMEA 2.0: no mode indicator",
+        ),
+        pytest.param(
+            nmea("GPGLL,4916.45,N,12311.12,W,225444,V,N"),
+            Gll("GP", time(22, 54, 44), False, 49.274166666666666, -123.18533333333333),
+            id="void GLL parses (the epoch decides)",
+        ),
+        pytest.param(
+            nmea("GPGLL,4916.45,N,12311.12,W,225444,A,N"),
+            Gll("GP", time(22, 54, 44), False, 49.274166666666666, -123.18533333333333),
+            id="GLL status A, mode N: not valid",
+        ),
+        pytest.param(ZDA, Zda("GN", time(15, 1, 19), date(2022, 3, 9)), id="ZDA"),
+        pytest.param(
+            nmea("GPZDA,,,,,,"), Zda("GP", None, None), id="ZDA blank before a fix (u-blox)"
+        ),
+        pytest.param(
+            nmea("GPZDA,160012.71,11,03,,,"),
+            Zda("GP", time(16, 0, 12, 710000), None),
+            id="ZDA without year: no date",
+        ),
+        pytest.param(
             GSA,
             Gsa("GN", 3, (29, 20, 18, 16, 51, 13, 44, 26), "1", 0.54),
             id="GSA, NMEA 4.10 system id",
@@ -117,7 +151,6 @@ VTG = nmea("GNVTG,,T,,M,0.040,N,0.075,K,D")
         ),
         pytest.param(nmea("GPGSV,3,1,12,17,72,207,32"), Ignored("GP", "GSV"), id="GSV ignored"),
         pytest.param(nmea("GPTXT,01,01,02,ANTSTATUS=OK"), Ignored("GP", "TXT"), id="TXT ignored"),
-        pytest.param(nmea("GNZDA,150119.000,09,03,2022,,"), Ignored("GN", "ZDA"), id="ZDA"),
         pytest.param(nmea("GPXYZ,1,2"), Ignored("GP", "XYZ"), id="unknown type, GNSS talker"),
         pytest.param(nmea("PMTK001,320,2"), Ignored("P", "MTK"), id="proprietary ignored"),
         pytest.param(
@@ -250,11 +283,34 @@ def test_sentences(text: str, expected: object) -> None:
             NmeaReason.MALFORMED,
             id="GNS mode indicator",
         ),
+        pytest.param(
+            nmea("GPGLL,4916.45,X,12311.12,W,225444,A,A"),
+            NmeaReason.MALFORMED,
+            id="GLL hemisphere X",
+        ),
+        pytest.param(
+            nmea("GPGLL,4916.45,N,12311.12,W,2254,A,A"), NmeaReason.MALFORMED, id="GLL time 2254"
+        ),
+        pytest.param(
+            nmea("GPZDA,160012.71,31,02,2004,,"), NmeaReason.MALFORMED, id="ZDA 31 February"
+        ),
+        pytest.param(
+            nmea("GPZDA,160012.71,11,03,04,,"), NmeaReason.MALFORMED, id="ZDA two-digit year"
+        ),
+        pytest.param(
+            nmea("GPZDA,160012.71,11,03,1979,,"), NmeaReason.MALFORMED, id="ZDA before GPS"
+        ),
+        pytest.param(
+            nmea("GPZDA,160012.71,1,3,2004,,"), NmeaReason.MALFORMED, id="ZDA one-digit day"
+        ),
+        pytest.param(
+            nmea("GPZDA,25:00:12,11,03,2004,,"), NmeaReason.MALFORMED, id="ZDA time with colons"
+        ),
     ],
 )
 def test_rejections(text: str, reason: NmeaReason) -> None:
     result = parse_sentence(text)
-    assert isinstance(result, Rejected), result
+    assert isinstance(result, NmeaRejected), result
     assert result.reason is reason
 
 
@@ -395,7 +451,7 @@ def test_gsa_before_any_timed_sentence_is_dropped() -> None:
 def test_noise_before_dollar_is_reported_and_the_sentence_read() -> None:
     assembler = EpochAssembler()
     events = assembler.feed("\x07garbage" + RMC)
-    assert [type(event) for event in events] == [Rejected]
+    assert [type(event) for event in events] == [NmeaRejected]
     assert [type(event) for event in assembler.flush()] == [GnssFix]
 
 
@@ -448,7 +504,7 @@ def test_bytes_one_at_a_time_give_what_whole_lines_give() -> None:
 def test_non_utf8_and_endless_lines_are_noise() -> None:
     events = from_bytes([b"\xff\xfe" + RMC.encode() + b"\r\n", b"\x00" * 5000])
     kinds = [type(event).__name__ for event in events]
-    assert kinds == ["Rejected", "Rejected", "GnssFix"]
+    assert kinds == ["NmeaRejected", "NmeaRejected", "GnssFix"]
 
 
 def test_parse_log_skips_comments(tmp_path: Path) -> None:
@@ -467,12 +523,12 @@ def checked_sentences(draw: st.DrawFn) -> str:
     """Sentences with a right checksum and fields of digits and letters: the converters'
     input, which plain random text almost never reaches."""
     talker = draw(st.sampled_from([*sorted(GNSS_TALKERS), "II", "P"]))
-    kind = draw(st.sampled_from(["RMC", "GGA", "GNS", "GSA", "VTG", "GSV", "ZDA", "MTK"]))
+    kind = draw(st.sampled_from(["RMC", "GGA", "GNS", "GLL", "GSA", "VTG", "GSV", "ZDA", "MTK"]))
     fields = draw(st.lists(FIELD, max_size=20))
     return nmea(talker + kind + "," + ",".join(fields))
 
 
-REAL = [RMC, GGA, GNS, GSA, VTG, *epoch("120000")]
+REAL = [RMC, GGA, GNS, GLL, ZDA, GSA, VTG, *epoch("120000")]
 
 
 @st.composite
@@ -486,15 +542,15 @@ def mutated_sentences(draw: st.DrawFn) -> str:
 
 @given(st.text())
 def test_fuzz_any_text(text: str) -> None:
-    assert isinstance(parse_sentence(text), Rmc | Gga | Gns | Gsa | Vtg | Ignored | Rejected)
+    assert isinstance(parse_sentence(text), Parsed)
 
 
 @settings(max_examples=500)
 @given(checked_sentences() | mutated_sentences())
 def test_fuzz_checked_sentences(text: str) -> None:
     parsed = parse_sentence(text)
-    assert isinstance(parsed, Rmc | Gga | Gns | Gsa | Vtg | Ignored | Rejected)
-    if isinstance(parsed, Rejected):
+    assert isinstance(parsed, Parsed)
+    if isinstance(parsed, NmeaRejected):
         assert parsed.reason in NmeaReason
 
 
@@ -513,4 +569,4 @@ def test_fuzz_bytes(chunks: list[bytes]) -> None:
     assembler = EpochAssembler()
     for chunk in chunks:
         for event in assembler.receive_data(chunk):
-            assert isinstance(event, GnssFix | NoFix | Rejected)
+            assert isinstance(event, GnssFix | NoFix | NmeaRejected)

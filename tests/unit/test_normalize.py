@@ -39,10 +39,10 @@ def test_window_across_midnight() -> None:
 def test_case_number_uses_the_local_day() -> None:
     # 17:30 UTC on the 27th is already the 28th in Nantong
     assert (
-        case_number("event", "0102", "2026-11-27T17:30:00+00:00", 42, SHANGHAI)
+        case_number("event", "0102", datetime(2026, 11, 27, 17, 30, tzinfo=UTC), 42, SHANGHAI)
         == "E010220261128000042"
     )
     assert (
-        case_number("component", "01005", "2026-11-28T01:00:00+00:00", 1234567, SHANGHAI)
+        case_number("component", "01005", datetime(2026, 11, 28, 1, tzinfo=UTC), 1234567, SHANGHAI)
         == "C01005202611281234567"
     )

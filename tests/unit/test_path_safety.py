@@ -1,7 +1,7 @@
 """Ids from the network never reach a file path unchecked.
 
 Where a peer's id names a file: the spool (`spool/{device_id}/{media_id}` and its
-derivatives, `gateway/pipeline.py`) and the local object store (`originals/sha256/..`,
+derivatives, `gateway/runtime/pipeline.py`) and the local object store (`originals/sha256/..`,
 `reports/{report_id}/...`, `gateway/object_keys.py`, `gateway/sinks/objects_local.py`).
 Chunks live in the inbox (SQLite rows), never in files named by the peer. The simulator
 names no file after anything the broker sends (its queue files are its own sequence
@@ -31,28 +31,28 @@ from hypothesis import strategies as st
 
 from firmware_sim.downlink import Malformed, parse_downlink
 from gateway import logs
-from gateway.app import nmea_fix
-from gateway.config import default_config_dir, load_config
+from gateway.config import load_config
 from gateway.errors import PermanentSinkError, Reason
 from gateway.geo.checks import FixChecks
-from gateway.geo.locate import load_locator
-from gateway.geo.location import Geo
-from gateway.intake import Intake
+from gateway.geo.places import load_locator
+from gateway.geo.report_location import Geo
 from gateway.media.pool import InlineRunner
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import load_profile
 from gateway.object_keys import derivative_key, original_key, report_key
 from gateway.paths import PathEscape, child
-from gateway.pipeline import Pipeline
 from gateway.protocols.payloads import ReportEnvelope
 from gateway.protocols.terminal import (
     ChunkReceived,
-    Rejected,
     ReportReceived,
     StatusReceived,
     TrackReceived,
+    UplinkRejected,
     decode_uplink,
 )
+from gateway.runtime.intake import Intake
+from gateway.runtime.pipeline import Pipeline
+from gateway.settings import default_config_dir
 from gateway.sinks.memory import MemoryPublisher, MemoryRegistry
 from gateway.sinks.objects_local import LocalObjectStore
 from gateway.store.inbox import Inbox
@@ -104,7 +104,7 @@ PHOTO = photo_upload(size=(64, 48), chunk_bytes=1024)
 
 def assert_path_safe(event: object) -> None:
     """Whatever survives decoding names files only with plain names."""
-    if isinstance(event, Rejected):
+    if isinstance(event, UplinkRejected):
         return
     assert isinstance(event, ReportReceived | ChunkReceived | StatusReceived | TrackReceived)
     assert DEVICE_ID.fullmatch(event.device_id)
@@ -129,7 +129,7 @@ def assert_path_safe(event: object) -> None:
 @example(device="normalized", kind="report")
 def test_a_hostile_device_id_in_a_topic_is_refused(device: str, kind: str) -> None:
     event = decode_uplink(f"cgt/v1/{device}/{kind}", b'{"online": true}')
-    assert isinstance(event, Rejected)
+    assert isinstance(event, UplinkRejected)
     assert event.reason in (Reason.TOPIC_DEVICE_ID, Reason.TOPIC_MALFORMED)
     # nobody to answer, or (`tz-0001/..`) the plain device id before the junk
     assert event.device_id is None or DEVICE_ID.fullmatch(event.device_id)
@@ -145,7 +145,7 @@ def test_a_hostile_media_id_or_seq_in_a_topic_is_refused(media_id: str, seq: str
     if LOWER_UUID.fullmatch(media_id.lower()) and re.fullmatch(r"0|[1-9][0-9]{0,8}", seq):
         assert isinstance(event, ChunkReceived)
         return
-    assert isinstance(event, Rejected)
+    assert isinstance(event, UplinkRejected)
     assert event.reason in (Reason.TOPIC_MEDIA_ID, Reason.TOPIC_SEQ, Reason.TOPIC_MALFORMED)
 
 
@@ -177,7 +177,7 @@ def test_a_hostile_id_in_an_envelope_is_refused(field: str, value: str) -> None:
     else:
         body[field] = value
     event = decode_uplink("cgt/v1/tz-0001/report", encode(body))
-    assert isinstance(event, Rejected), event
+    assert isinstance(event, UplinkRejected), event
     assert event.reason in (
         Reason.FIELD_INVALID,
         Reason.MEDIA_MIME,
@@ -255,7 +255,7 @@ def files_outside(top: Path, data_dir: Path) -> list[Path]:
 
 
 PROFILE = load_profile(default_config_dir() / "codes", "gbt30428")
-GEO = Geo(load_locator(load_config(None).geo), FixChecks(), nmea_fix)
+GEO = Geo(load_locator(load_config(None).geo), FixChecks())
 
 
 class Gateway:

@@ -20,7 +20,8 @@ from PIL import Image, ImageCms
 from PIL.JpegImagePlugin import JpegImageFile
 
 from gateway.errors import MediaError, Reason
-from gateway.media.photo import PhotoResult, PhotoSettings, Rendition, render_photo
+from gateway.media.photo import PhotoResult, Rendition, render_photo
+from gateway.media.stage_settings import PhotoSettings
 from tests.media_samples import (
     QUADRANT_COLOURS,
     SRGB_BLUE,

@@ -15,17 +15,16 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway import logs
-from gateway.app import nmea_fix
 from gateway.config import load_config
 from gateway.errors import PermanentSinkError, RetryableSinkError
 from gateway.geo.checks import FixChecks
-from gateway.geo.locate import load_locator
-from gateway.geo.location import Geo
+from gateway.geo.places import load_locator
+from gateway.geo.report_location import Geo
 from gateway.media.pool import InlineRunner
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile
-from gateway.pipeline import Pipeline
 from gateway.protocols.payloads import Task
+from gateway.runtime.pipeline import Pipeline
 from gateway.sinks.memory import MemoryObjectStore, MemoryPublisher, MemoryRegistry
 from gateway.store.inbox import Inbox
 from gateway.store.outbox import Outbox
@@ -62,7 +61,7 @@ class Rig:
             publisher=self.publisher,
             profile=profile,
             window=AcceptanceWindow(ZoneInfo("Asia/Shanghai"), time(8), time(18)),
-            geo=Geo(load_locator(load_config(None).geo), FixChecks(), nmea_fix),
+            geo=Geo(load_locator(load_config(None).geo), FixChecks()),
             settings=FAST_PIPELINE,
             log=logs.get("test"),
         )
@@ -113,7 +112,7 @@ def test_report_with_media_goes_all_the_way(feed: Feeder, rig: Rig, inbox: Inbox
     # spool and chunks are cleared once the objects are stored
     assert inbox.counts()["chunks"] == 0
     assert not any(p.is_file() for p in (rig.pipeline.spool).rglob("*"))
-    assert case.report["description"] == "路边暴露垃圾一堆"
+    assert case.description == "路边暴露垃圾一堆"
     # derivatives: stored under the report, named in the document, upright and measured
     photo_entry, voice_entry = published["media"]
     assert [d["name"] for d in photo_entry["derivatives"]] == ["display.jpg", "thumb.jpg"]
@@ -151,7 +150,7 @@ def test_normalized_report_content(feed: Feeder, rig: Rig) -> None:
         "lat": 32.0109,
         "lon": 120.8551,
         "accuracy_m": 6.5,
-        "time": "2026-11-28T01:14:58+00:00",
+        "time": "2026-11-28T01:14:58Z",
         "alt_m": None,
         "hdop": None,
         "satellites": None,
@@ -410,5 +409,6 @@ def test_a_verification_of_an_unknown_task_is_rejected_and_its_media_let_go(
     assert len(rig.normalized()) == 1  # only the original went to the bus
     assert not any(p.is_file() for p in rig.pipeline.spool.rglob("*"))
     assert outbox.depths()["registry"] == (0, 0.0, 0)  # done with, not dead or pending
-    [warning] = [line for line in logged if line["event"] == "task.unknown"]
+    [warning] = [line for line in logged if line["event"] == "report.rejected"]
     assert (warning["report_id"], warning["task_id"]) == (answer["report_id"], theirs)
+    assert (warning["reason"], warning["step"]) == ("task.unknown", "registry")

@@ -25,8 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.cli import main
-from gateway.config import GatewayConfig, load_config, redact_url
+from gateway.config import GatewayConfig, load_config
 from gateway.errors import ConfigError
+from gateway.settings import redact_url
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from botocore.exceptions import (
 from psycopg_pool import PoolTimeout
 
 from gateway.errors import PermanentSinkError, RetryableSinkError
-from gateway.sinks import objects_s3, registry_postgres
+from gateway.sinks import case_registry_postgres, objects_s3
 
 
 def client_error(status: int, code: str, message: str = "") -> ClientError:
@@ -90,4 +90,4 @@ def test_s3_locations() -> None:
     ids=lambda value: type(value).__name__ if isinstance(value, Exception) else "",
 )
 def test_postgres_failures(error: Exception, kind: type[Exception]) -> None:
-    assert isinstance(registry_postgres.sink_error(error, "registering cases"), kind)
+    assert isinstance(case_registry_postgres.sink_error(error, "registering cases"), kind)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway import logs
-from gateway.intake import Intake
 from gateway.normalize.codes import CodeProfile
+from gateway.runtime.intake import Intake
 from gateway.store.inbox import Inbox
 from gateway.store.levels import StoreLevels, StoreLimits, StoreWatch, judge
 from gateway.store.outbox import Outbox

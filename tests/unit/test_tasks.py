@@ -17,8 +17,8 @@ from gateway import logs
 from gateway.cli import main
 from gateway.errors import RetryableSinkError
 from gateway.protocols.payloads import Task
+from gateway.runtime.task_dispatch import TaskDispatcher, publish_tasks
 from gateway.sinks.memory import MemoryPublisher, MemoryRegistry
-from gateway.tasks import TaskDispatcher, publish_tasks
 
 CASE_NO = "E010220261128000001"
 

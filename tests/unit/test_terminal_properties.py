@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gateway.errors import Reason
 from gateway.protocols import terminal
 from gateway.protocols.payloads import WireLimits
-from gateway.protocols.terminal import Rejected, ReportReceived, decode_uplink, parse_topic
+from gateway.protocols.terminal import ReportReceived, UplinkRejected, decode_uplink, parse_topic
 from tests.factories import encode, envelope, random_upload
 
 DEVICE = "tz-0001"
@@ -43,9 +43,9 @@ def assert_event_or_reason(event: object) -> None:
         | terminal.ChunkReceived
         | terminal.StatusReceived
         | terminal.TrackReceived
-        | Rejected,
+        | UplinkRejected,
     )
-    if isinstance(event, Rejected):
+    if isinstance(event, UplinkRejected):
         assert isinstance(event.reason, Reason)
         assert event.message
         reply = terminal.reply_to(event)
@@ -92,7 +92,7 @@ def test_every_strict_prefix_of_an_envelope_is_refused_as_not_json() -> None:
     payload = encode(envelope([random_upload(3000, 1024)]))
     for end in range(len(payload)):
         event = decode_uplink(f"cgt/v1/{DEVICE}/report", payload[:end])
-        assert isinstance(event, Rejected), end
+        assert isinstance(event, UplinkRejected), end
         assert event.reason is Reason.PAYLOAD_NOT_JSON, (end, event)
     assert isinstance(decode_uplink(f"cgt/v1/{DEVICE}/report", payload), ReportReceived)
 
@@ -101,9 +101,9 @@ def test_every_strict_prefix_of_an_envelope_is_refused_as_not_json() -> None:
 def test_every_valid_device_id_is_accepted(device: Any) -> None:
     parsed = parse_topic(f"cgt/v1/{device}/report", LIMITS)
     if device == "normalized":
-        assert isinstance(parsed, Rejected)
+        assert isinstance(parsed, UplinkRejected)
     else:
-        assert not isinstance(parsed, Rejected)
+        assert not isinstance(parsed, UplinkRejected)
         assert parsed.device_id == device
 
 
@@ -111,20 +111,20 @@ def test_every_valid_device_id_is_accepted(device: Any) -> None:
 def test_every_seq_in_range_round_trips(seq: int) -> None:
     media_id = "0b7e4c1a-2d3f-4e5a-8b9c-0d1e2f3a4b5c"
     parsed = parse_topic(terminal.media_topic(DEVICE, media_id, seq), LIMITS)
-    assert not isinstance(parsed, Rejected)
+    assert not isinstance(parsed, UplinkRejected)
     assert (parsed.media_id, parsed.seq) == (media_id, seq)
 
 
 def test_oversized_messages_are_refused_by_size() -> None:
     big = encode(envelope(nmea=["$" + "A" * 100] * 64, description="x" * 500)) + b" " * 70_000
     event = decode_uplink(f"cgt/v1/{DEVICE}/report", big)
-    assert isinstance(event, Rejected)
+    assert isinstance(event, UplinkRejected)
     assert event.reason is Reason.PAYLOAD_TOO_LARGE
     chunk = decode_uplink(
         terminal.media_topic(DEVICE, "0b7e4c1a-2d3f-4e5a-8b9c-0d1e2f3a4b5c", 0),
         b"x" * (256 * 1024 + 1),
     )
-    assert isinstance(chunk, Rejected)
+    assert isinstance(chunk, UplinkRejected)
     assert chunk.reason is Reason.CHUNK_TOO_LARGE
 
 
@@ -132,4 +132,4 @@ def test_deeply_nested_json_is_refused_not_crashed() -> None:
     payload = b"[" * 100_000 + b"]" * 100_000
     for kind in ("report", "status", "track"):
         event = decode_uplink(f"cgt/v1/{DEVICE}/{kind}", payload[:60_000])
-        assert isinstance(event, Rejected)
+        assert isinstance(event, UplinkRejected)

@@ -12,10 +12,10 @@ from gateway.protocols import terminal
 from gateway.protocols.payloads import Ack, ErrorNotice, ReasonBody, Task, TerminalConfig
 from gateway.protocols.terminal import (
     ChunkReceived,
-    Rejected,
     ReportReceived,
     StatusReceived,
     TrackReceived,
+    UplinkRejected,
     decode_uplink,
 )
 from tests.vectors import DOWNLINK, UPLINK, payload_of
@@ -35,7 +35,7 @@ def test_uplink_vector(vector: dict[str, Any]) -> None:
     if "event" in expect:
         assert isinstance(event, EVENTS[expect["event"]]), event
         return
-    assert isinstance(event, Rejected), event
+    assert isinstance(event, UplinkRejected), event
     assert event.reason.value == expect["reject"]
     if "field" in expect:
         assert event.field == expect["field"]
@@ -85,7 +85,7 @@ def _encode(kind: str, body: dict[str, Any]) -> bytes:
     if kind == "error":
         notice = ErrorNotice.model_validate(body)
         device_id = notice.topic.split("/")[2]
-        rejected = Rejected(
+        rejected = UplinkRejected(
             notice.topic,
             Reason(notice.reason.code),
             notice.reason.message,

@@ -11,12 +11,12 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from gateway.broker import Listener, ListenerTls, write_config
 from gateway.cli import main
 from gateway.devices import pki
 from gateway.devices.acl import render_acl
-from gateway.devices.registry import Account, DeviceRegistry
+from gateway.devices.device_registry import Account, DeviceRegistry
 from gateway.devices.tls_files import crl_path, ensure_ca, refresh_crl, write_crl
+from gateway.harness.mosquitto import Listener, ListenerTls, write_config
 
 
 def certificate(pem: bytes) -> x509.Certificate:

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import MediaError, Reason
-from gateway.media.voice import VoiceResult, VoiceSettings, transcode_voice
+from gateway.media.stage_settings import VoiceSettings
+from gateway.media.voice import VoiceResult, transcode_voice
 from tests.media_samples import (
     aac,
     adts_frames,

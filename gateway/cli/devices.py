@@ -1,0 +1,241 @@
+"""`gateway devices add|list|suspend|resume|revoke|rotate` and `gateway broker-config`.
+
+The registry lives in the data directory (`DATA_DIR/devices.db`). Every change rewrites
+the broker's password file and ACL where `broker-config` put them and makes a running
+broker reload them (SIGHUP to the pid of its pid file). A new or rotated password is
+printed once, alone on stdout (for `PASSWORD=$(gateway devices add ...)`); everything
+else goes to stderr. Passwords are never logged or stored, only their hashes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from gateway.cli.options import config_option, data_dir_option, fail, load_or_exit
+from gateway.devices.broker_files import Applied, apply
+from gateway.devices.broker_setup import TlsRequest, configure_broker
+from gateway.devices.device_registry import FILE_NAME, Device, DeviceRegistry, RegistryError
+from gateway.devices.passwords import hash_password, new_password
+from gateway.devices.pki import CLIENT_DAYS, PkiError
+from gateway.devices.tls_files import write_device_cert
+
+
+def _registry(config_file: Path | None, data_dir: Path | None, *, create: bool) -> DeviceRegistry:
+    config = load_or_exit(config_file, data_dir=data_dir and str(data_dir))
+    path = config.data_dir / FILE_NAME
+    if not create and not path.exists():
+        fail(f"no device registry at {path} (`gateway devices add` makes it)", 2)
+    return DeviceRegistry(path)
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group()
+def devices() -> None:
+    """Terminals allowed on the broker: add, list, suspend, resume, revoke, rotate."""
+
+
+@devices.command("add")
+@click.argument("device_id")
+@click.option("--inspector", "inspector_id", required=True, help="The inspector it is issued to.")
+@click.option("--unit", required=True, help="The inspector's unit.")
+@config_option
+@data_dir_option
+def devices_add(
+    device_id: str, inspector_id: str, unit: str, config_file: Path | None, data_dir: Path | None
+) -> None:
+    """Register a terminal; print its new broker password (once: it is not stored)."""
+    registry = _registry(config_file, data_dir, create=True)
+    password = new_password()
+    try:
+        registry.add(device_id, inspector_id, unit, hash_password(password))
+        applied = apply(registry)
+    except (RegistryError, PkiError) as error:
+        fail(str(error), 2)
+    finally:
+        registry.close()
+    _say(f"device {device_id} added (inspector {inspector_id}, unit {unit})")
+    _say(f"broker login: username {device_id}, the password below (shown this once)")
+    _report(applied)
+    click.echo(password)
+
+
+@devices.command("rotate")
+@click.argument("device_id")
+@config_option
+@data_dir_option
+def devices_rotate(device_id: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Give a terminal a new password (printed once); the old one stops working."""
+    registry = _registry(config_file, data_dir, create=False)
+    password = new_password()
+    try:
+        device = registry.set_credential(device_id, hash_password(password))
+        applied = apply(registry)
+    except (RegistryError, PkiError) as error:
+        fail(str(error), 2)
+    finally:
+        registry.close()
+    _say(f"device {device_id} ({device.status}): new password below (shown this once)")
+    _report(applied)
+    click.echo(password)
+
+
+def _move(command: str, device_id: str, config_file: Path | None, data_dir: Path | None) -> None:
+    registry = _registry(config_file, data_dir, create=False)
+    try:
+        device = registry.move(device_id, command)
+        applied = apply(registry)
+    except (RegistryError, PkiError) as error:
+        fail(str(error), 2)
+    finally:
+        registry.close()
+    click.echo(f"device {device_id} is {device.status}")
+    _report(applied)
+
+
+@devices.command("suspend")
+@click.argument("device_id")
+@config_option
+@data_dir_option
+def devices_suspend(device_id: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Lock a terminal out until `resume` (a lost or broken terminal)."""
+    _move("suspend", device_id, config_file, data_dir)
+
+
+@devices.command("resume")
+@click.argument("device_id")
+@config_option
+@data_dir_option
+def devices_resume(device_id: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Let a suspended terminal in again, with the password it had."""
+    _move("resume", device_id, config_file, data_dir)
+
+
+@devices.command("revoke")
+@click.argument("device_id")
+@config_option
+@data_dir_option
+def devices_revoke(device_id: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Lock a terminal out for good; its id is never used again."""
+    _move("revoke", device_id, config_file, data_dir)
+
+
+@devices.command("list")
+@config_option
+@data_dir_option
+@click.option("--json", "json_lines", is_flag=True, help="JSON lines instead of a table.")
+def devices_list(config_file: Path | None, data_dir: Path | None, json_lines: bool) -> None:
+    """Every terminal ever added, with its status and when it was last heard from."""
+    registry = _registry(config_file, data_dir, create=False)
+    try:
+        rows = registry.devices()
+    finally:
+        registry.close()
+    if json_lines:
+        for device in rows:
+            click.echo(json.dumps(_as_json(device), ensure_ascii=False))
+        return
+    click.echo(
+        f"{'device_id':<20} {'status':<10} {'inspector':<14} {'created':<26} last seen  unit"
+    )
+    for device in rows:
+        click.echo(
+            f"{device.device_id:<20} {device.status:<10} {device.inspector_id:<14}"
+            f" {device.created_at:<26} {device.last_seen_at or '-'}  {device.unit}"
+        )
+
+
+def _as_json(device: Device) -> dict[str, str | None]:
+    return {
+        "device_id": device.device_id,
+        "status": device.status,
+        "inspector_id": device.inspector_id,
+        "unit": device.unit,
+        "created_at": device.created_at,
+        "updated_at": device.updated_at,
+        "last_seen_at": device.last_seen_at,
+    }
+
+
+def _report(applied: Applied) -> None:
+    _say(applied.describe())
+
+
+@devices.command("cert")
+@click.argument("device_id")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where DEVICE_ID.crt, DEVICE_ID.key and ca.crt go.")  # fmt: skip
+@click.option("--days", type=click.IntRange(1, 3650), default=CLIENT_DAYS, show_default=True)
+@config_option
+@data_dir_option
+def devices_cert(
+    device_id: str, out: Path, days: int, config_file: Path | None, data_dir: Path | None
+) -> None:
+    """Issue a client certificate (CN = the device id) from the gateway's CA, for brokers
+    with a client-certificate listener (`broker-config --tls --cert-port`)."""
+    registry = _registry(config_file, data_dir, create=False)
+    try:
+        device = registry.require(device_id)
+        if device.status != "active":
+            fail(f"device {device_id} is {device.status}: no certificate for it", 2)
+        written = write_device_cert(out, device_id, registry, days)
+    except (RegistryError, PkiError) as error:
+        fail(str(error), 2)
+    finally:
+        registry.close()
+    for path in written:
+        _say(f"wrote {path}")
+    _say("suspending or revoking the device shuts this certificate out too (CRL and ACL)")
+
+
+@click.command(
+    "broker-config",
+    short_help="Write the broker's configuration: listeners, accounts, ACL, TLS.",
+)
+@config_option
+@data_dir_option
+@click.option("--port", type=click.IntRange(1, 65535), required=True, help="The listener's port.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where mosquitto.conf, the password file, the ACL and its data go.")  # fmt: skip
+@click.option("--bind", default="0.0.0.0", show_default=True, help="The listener's address.")  # noqa: S104 - terminals connect from the network
+@click.option("--tls", is_flag=True, help="TLS, a certificate from the gateway's CA.")
+@click.option("--hostname", "hostnames", multiple=True,
+              help="A name terminals reach the broker by (repeatable).")  # fmt: skip
+@click.option("--cert-port", type=click.IntRange(1, 65535), default=None,
+              help="With --tls: also a listener for terminals with certificates.")  # fmt: skip
+@click.option("--ca-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="With --tls: import the city's CA (with --ca-key).")  # fmt: skip
+@click.option("--ca-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None)  # fmt: skip
+def broker_config(
+    config_file: Path | None,
+    data_dir: Path | None,
+    port: int,
+    out: Path,
+    bind: str,
+    tls: bool,
+    hostnames: tuple[str, ...],
+    cert_port: int | None,
+    ca_cert: Path | None,
+    ca_key: Path | None,
+) -> None:
+    """Write a complete Mosquitto configuration: listeners, password file and ACL from the
+    device registry, the gateway's and a backend's accounts, a pid file for reloads, and
+    with --tls the broker's certificate from the gateway's CA (made once, kept)."""
+    if not tls and (hostnames or cert_port or ca_cert or ca_key):
+        raise click.UsageError("--hostname, --cert-port, --ca-cert and --ca-key need --tls")
+    if cert_port is not None and cert_port == port:
+        raise click.UsageError("--cert-port must differ from --port")
+    config = load_or_exit(config_file, data_dir=data_dir and str(data_dir))
+    request = TlsRequest(hostnames, cert_port, ca_cert, ca_key) if tls else None
+    try:
+        setup = configure_broker(config.data_dir, out, port, bind=bind, tls=request)
+    except PkiError as error:
+        fail(str(error), 2)
+    for line in setup.describe():
+        click.echo(line)

@@ -1,0 +1,1 @@
+"""The running gateway: intake, pipeline, deliveries, task dispatch, operations endpoint."""

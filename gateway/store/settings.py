@@ -1,0 +1,29 @@
+"""`[store]`: the intake's commit batches, upload lifetimes and the local stores' bounds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from gateway.settings import DAY, HOUR, MINUTE, GiB, MiB, PositiveInt, Section
+from gateway.store.levels import StoreLimits
+
+
+class StoreSettings(Section):
+    commit_batch: Annotated[int, Field(ge=1, le=10_000)] = 500
+    commit_batch_bytes: PositiveInt = 16 * MiB
+    commit_linger_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
+    # Messages received but not yet committed; the MQTT thread waits beyond this.
+    intake_queue_bytes: PositiveInt = 64 * MiB
+    upload_ttl_s: PositiveInt = DAY
+    orphan_ttl_s: PositiveInt = HOUR
+    housekeeping_s: PositiveInt = MINUTE
+    # Bounds of the local stores (gateway/store/levels.py): past them, new media (or new
+    # reports) are refused with `server.retry_later` instead of filling the disk.
+    spool_max_bytes: PositiveInt = 8 * GiB
+    outbox_max_reports: PositiveInt = 200_000
+    min_free_bytes: Annotated[int, Field(ge=0)] = 512 * MiB
+
+    def limits(self) -> StoreLimits:
+        return StoreLimits(self.spool_max_bytes, self.outbox_max_reports, self.min_free_bytes)
