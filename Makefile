@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The AsyncAPI CLI that validates docs/asyncapi.yaml in the tests, pinned by its lock file.
+ASYNCAPI_CLI := tools/asyncapi-cli
+ASYNCAPI_STAMP := $(ASYNCAPI_CLI)/node_modules/.installed-stamp
 
 .PHONY: setup system-deps demo test lint typecheck unit bench soak fuzz clean
 
@@ -18,10 +21,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --constraint constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+# Exactly the lock file's packages; no install scripts (tools/asyncapi-cli/.npmrc says why).
+$(ASYNCAPI_STAMP): $(ASYNCAPI_CLI)/package.json $(ASYNCAPI_CLI)/package-lock.json | system-deps
+	cd $(ASYNCAPI_CLI) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(ASYNCAPI_STAMP)
+
 demo: setup
 	$(BIN)/gateway demo --data-dir var/demo
 
-test: setup lint typecheck
+# Every test: the fast tier and the integration tier (servers the tests start themselves).
+test: setup $(ASYNCAPI_STAMP) lint typecheck
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -31,8 +40,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The fast tier: no server started (tests/conftest.py marks the tiers; a guard fails a test
+# that starts a server without the `integration` mark). About two minutes on 2 cores.
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -m "not integration"
 
 bench: setup
 	@tools/system-deps.sh --bench
@@ -54,4 +65,4 @@ fuzz: setup
 	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis $(ASYNCAPI_CLI)/node_modules

@@ -12,10 +12,11 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta
 
-import av
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, TiffImagePlugin
+
+from firmware_sim.voice import encode_audio
 
 PHOTO_SIZE = (4000, 3000)  # as stored; upright it is 3000×4000
 PHOTO_QUALITY = 92
@@ -179,20 +180,14 @@ def speech_signal(
 
 
 def amr_nb(samples: NDArray[np.int16]) -> bytes:
-    """AMR-NB in its `.amr` file format, 12.2 kbit/s, via PyAV's `libopencore_amrnb`."""
-    out = io.BytesIO()
-    with av.open(out, "w", format="amr") as container:
-        stream = container.add_stream("libopencore_amrnb", rate=VOICE_RATE)
-        stream.bit_rate = AMR_BITRATE
-        stream.layout = "mono"
-        for first in range(0, len(samples) - AMR_FRAME + 1, AMR_FRAME):
-            frame = av.AudioFrame.from_ndarray(
-                samples[None, first : first + AMR_FRAME], format="s16", layout="mono"
-            )
-            frame.sample_rate = VOICE_RATE
-            frame.pts = first
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return out.getvalue()
+    """AMR-NB in its `.amr` file format, 12.2 kbit/s, via PyAV's `libopencore_amrnb`
+    (the samples after the last whole 20 ms frame are left out)."""
+    whole = samples[: len(samples) - len(samples) % AMR_FRAME]
+    return encode_audio(
+        whole.tobytes(),
+        VOICE_RATE,
+        "libopencore_amrnb",
+        "amr",
+        frame_samples=AMR_FRAME,
+        bit_rate=AMR_BITRATE,
+    )

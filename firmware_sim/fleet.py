@@ -116,14 +116,9 @@ class FleetSettings:
         return f"{self.device_prefix}-{index + 1:0{width}d}"
 
     def link_settings(self, device_id: str) -> LinkSettings:
-        return LinkSettings(
-            broker=BrokerUrl.parse(self.broker),
-            login=self.identity.login(device_id),
-            connect_timeout_s=self.connect_timeout_s,
-            publish_timeout_s=self.publish_timeout_s,
-            publish_window=self.publish_window,
-            # A terminal resumes its broker session: tasks queued while it was away arrive.
-            clean_first=False,
+        # A terminal resumes its broker session: tasks queued while it was away arrive.
+        return LinkSettings.for_device(
+            self, device_id, publish_window=self.publish_window, clean_first=False
         )
 
     def terminal_settings(self) -> TerminalSettings:

@@ -28,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from firmware_sim.identity import Login
+from firmware_sim.identity import Identity, Login
 from firmware_sim.wire import Uplink
 
 UplinkSource = Callable[[], Uplink]  # built when the window admits it, so memory stays bounded
@@ -78,6 +78,34 @@ class LinkSettings:
     publish_window: int = 8
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 15.0
+
+    @classmethod
+    def for_device(cls, reach: Reach, device_id: str, /, **tuning: Any) -> LinkSettings:
+        """`device_id`'s link as a fleet's or a replay's settings describe it: its broker,
+        its own login and their timeouts; `tuning` sets any other field."""
+        return cls(
+            BrokerUrl.parse(reach.broker),
+            reach.identity.login(device_id),
+            connect_timeout_s=reach.connect_timeout_s,
+            publish_timeout_s=reach.publish_timeout_s,
+            **tuning,
+        )
+
+
+class Reach(Protocol):
+    """How a run's terminals reach the broker (`FleetSettings`, `ReplaySettings`)."""
+
+    @property
+    def broker(self) -> str: ...  # a URL, mqtt://HOST:PORT or mqtts://HOST:PORT
+
+    @property
+    def identity(self) -> Identity: ...
+
+    @property
+    def connect_timeout_s(self) -> float: ...
+
+    @property
+    def publish_timeout_s(self) -> float: ...
 
 
 class Uplinks(Protocol):

@@ -49,12 +49,7 @@ class ReplaySettings:
             raise ValueError("speed must be >= 0, timeouts > 0 and the window >= 1")
 
     def link_settings(self, device_id: str) -> LinkSettings:
-        return LinkSettings(
-            broker=BrokerUrl.parse(self.broker),
-            login=self.identity.login(device_id),
-            connect_timeout_s=self.connect_timeout_s,
-            publish_timeout_s=self.publish_timeout_s,
-        )
+        return LinkSettings.for_device(self, device_id)
 
     def public(self) -> dict[str, Any]:
         return {

@@ -14,7 +14,6 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from importlib.util import find_spec
 from pathlib import Path
 
 from firmware_sim.faults import FixFault
@@ -22,6 +21,7 @@ from firmware_sim.media import MediaFile
 from firmware_sim.nmea import epoch
 from firmware_sim.photo import Capture, PhotoPool
 from firmware_sim.routes import Road, load_roads, scatter
+from firmware_sim.shipped import config_path
 from firmware_sim.voice import VoiceBank
 from firmware_sim.wire import Fix, MediaEntry, ReportEnvelope, ReportKind
 
@@ -43,16 +43,8 @@ class ClassCode:
 
 
 def default_codes_dir() -> Path:
-    """The project's `config/codes`: beside this package in a checkout, in the wheel under
-    `gateway/_config` (found without importing the gateway, which we must not depend on)."""
-    candidates = [Path(__file__).resolve().parent.parent / "config" / "codes"]
-    spec = find_spec("gateway")
-    if spec is not None and spec.origin is not None:
-        candidates.append(Path(spec.origin).parent / "_config" / "codes")
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("no config/codes directory found; pass codes_dir")
+    """The project's `config/codes`, in a checkout or in the wheel."""
+    return config_path("codes", "codes_dir")
 
 
 def load_codes(codes_dir: Path | None = None, profile: str = "gbt30428") -> list[ClassCode]:

@@ -11,8 +11,9 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
+
+from firmware_sim.shipped import config_path
 
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -57,14 +58,8 @@ class Walk:
 
 
 def default_segments_file() -> Path:
-    candidates = [Path(__file__).resolve().parent.parent / "config" / "segments.geojson"]
-    spec = find_spec("gateway")
-    if spec is not None and spec.origin is not None:
-        candidates.append(Path(spec.origin).parent / "_config" / "segments.geojson")
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("no config/segments.geojson found; pass segments_file")
+    """The project's `config/segments.geojson`, in a checkout or in the wheel."""
+    return config_path("segments.geojson", "segments_file")
 
 
 def load_roads(path: Path | None = None) -> list[Road]:

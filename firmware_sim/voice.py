@@ -74,23 +74,47 @@ def split_frames(amr: bytes) -> list[bytes]:
 
 
 def encode_amr_nb(samples: array[int]) -> bytes:
-    """16-bit mono PCM at 8 kHz into an .amr file."""
+    """16-bit mono PCM at 8 kHz into an .amr file, the last frame padded with silence."""
+    pcm = samples.tobytes()
+    pcm += bytes(-len(pcm) % (2 * FRAME_SAMPLES))
+    return encode_audio(
+        pcm, SAMPLE_RATE, "libopencore_amrnb", "amr", frame_samples=FRAME_SAMPLES, bit_rate=BIT_RATE
+    )
+
+
+def encode_audio(
+    pcm: bytes,
+    rate: int,
+    codec: str,
+    container: str,
+    *,
+    layout: str = "mono",
+    frame_samples: int = 1024,
+    bit_rate: int | None = None,
+) -> bytes:
+    """Interleaved 16-bit native-endian PCM through one of FFmpeg's encoders (PyAV) into
+    `container`: `frame_samples` per channel in each frame given to it, the last one
+    shorter if the samples run out (the benchmarks and the tests encode with this too)."""
+    channels = av.AudioLayout(layout).nb_channels
+    step = 2 * channels * frame_samples
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="amr") as container:
-        stream = container.add_stream("libopencore_amrnb", rate=SAMPLE_RATE)
-        stream.layout = "mono"
-        stream.bit_rate = BIT_RATE
-        for offset in range(0, len(samples), FRAME_SAMPLES):
-            block = samples[offset : offset + FRAME_SAMPLES]
-            block.extend([0] * (FRAME_SAMPLES - len(block)))  # pad the last frame
-            frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-            frame.planes[0].update(block.tobytes())
-            frame.sample_rate = SAMPLE_RATE
-            frame.pts = offset
+    with av.open(buffer, "w", format=container) as output:
+        stream = output.add_stream(codec, rate=rate)
+        if not isinstance(stream, av.AudioStream):
+            raise TypeError(f"{codec} is no audio encoder")
+        stream.layout = layout
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+        for offset in range(0, len(pcm), step):
+            block = pcm[offset : offset + step]
+            frame = av.AudioFrame(format="s16", layout=layout, samples=len(block) // 2 // channels)
+            frame.planes[0].update(block)
+            frame.sample_rate = rate
+            frame.pts = offset // 2 // channels
             for packet in stream.encode(frame):
-                container.mux(packet)
+                output.mux(packet)
         for packet in stream.encode(None):
-            container.mux(packet)
+            output.mux(packet)
     return buffer.getvalue()
 
 

@@ -207,6 +207,26 @@ Moved = Derived | Registered | Rejected
 StepResult = Moved | Delivered | Retry | DeadLetter
 
 
+# What each step may say of a report: the media step completes it (or rejects it), the
+# registry gives it its case (or rejects it), the rest only deliver it. Any step may fail.
+RESULTS_OF: Mapping[Step, tuple[type[StepResult], ...]] = MappingProxyType(
+    {
+        Step.MEDIA: (Derived, Rejected, Retry, DeadLetter),
+        Step.REGISTRY: (Registered, Rejected, Retry, DeadLetter),
+        Step.OBJECTS: (Delivered, Retry, DeadLetter),
+        Step.BUS: (Delivered, Retry, DeadLetter),
+        Step.ACK: (Delivered, Retry, DeadLetter),
+    }
+)
+
+
+def check_result(step: Step, result: StepResult) -> None:
+    """A result its step cannot give is a bug: refused before it touches a store (a media
+    step saying `Delivered` would leave its report deriving for ever)."""
+    if not isinstance(result, RESULTS_OF[step]):
+        raise IllegalTransition(f"the {step} step cannot end a report in {type(result).__name__}")
+
+
 def delivery_after(result: StepResult) -> DeliveryState:
     """Where a step's delivery row goes after a result."""
     if isinstance(result, Retry):

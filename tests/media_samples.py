@@ -24,6 +24,8 @@ import pillow_heif
 from hypothesis import strategies as st
 from PIL import Image
 
+from firmware_sim.voice import encode_audio
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 # -- photos -------------------------------------------------------------------------------
@@ -337,38 +339,16 @@ def wav(pcm: np.ndarray, rate: int, channels: int = 1, width: int = 2) -> bytes:
     return out.getvalue()
 
 
-def encode_audio(
-    pcm: np.ndarray, rate: int, codec: str, container: str, layout: str = "mono"
-) -> bytes:
-    """16-bit samples (mono, or the same on every channel of `layout`) through one of
-    FFmpeg's encoders into a container."""
-    channels = av.AudioLayout(layout).nb_channels
-    out = io.BytesIO()
-    with av.open(out, "w", format=container) as output:
-        stream = output.add_stream(codec, rate=rate)
-        assert isinstance(stream, av.AudioStream)
-        stream.layout = layout
-        step = 1024
-        for start in range(0, pcm.size, step):
-            chunk = np.repeat(pcm[start : start + step], channels)  # interleaved
-            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout=layout)
-            frame.sample_rate = rate
-            frame.pts = start
-            for packet in stream.encode(frame):
-                output.mux(packet)
-        for packet in stream.encode(None):
-            output.mux(packet)
-    return out.getvalue()
-
-
 def amr_nb(pcm: np.ndarray) -> bytes:
     """AMR-NB (8 kHz) in its storage format ("#!AMR\\n"), as a feature phone records."""
-    return encode_audio(pcm, 8000, "libopencore_amrnb", "amr")
+    return encode_audio(pcm.tobytes(), 8000, "libopencore_amrnb", "amr")
 
 
 def aac(pcm: np.ndarray, rate: int, container: str, layout: str = "mono") -> bytes:
-    """AAC-LC in "adts" (raw .aac), "mp4" or "ipod" (.m4a)."""
-    return encode_audio(pcm, rate, "aac", container, layout)
+    """AAC-LC in "adts" (raw .aac), "mp4" or "ipod" (.m4a); the same samples on every
+    channel of `layout`."""
+    channels = av.AudioLayout(layout).nb_channels
+    return encode_audio(np.repeat(pcm, channels).tobytes(), rate, "aac", container, layout=layout)
 
 
 def adts_frames(data: bytes) -> list[tuple[int, int]]:

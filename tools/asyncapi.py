@@ -7,8 +7,8 @@ tests/unit/test_asyncapi.py fails when the committed file differs from this outp
 
 from __future__ import annotations
 
-import json
 import sys
+import tomllib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 from gateway.errors import REASON_TEXT, Reason
+from gateway.normalize.model import SCHEMA_ID
+from gateway.normalize.schema import schema as normalized_schema
 from gateway.protocols.payloads import (
     Ack,
     ErrorNotice,
@@ -30,17 +32,90 @@ from gateway.runtime.settings import LimitsSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = {"device_id": {"description": "1-64 of A-Z a-z 0-9 _ - (`normalized` is reserved)"}}
+# The project's licence (an SPDX identifier), for info.license.
+LICENSE: str = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]["text"]
+COMPONENT_SCHEMAS = "#/components/schemas/"
 
 
-def schema(model: Any) -> dict[str, Any]:
-    return model.model_json_schema(mode="validation")  # type: ignore[no-any-return]
+class Schemas:
+    """`components.schemas`: every `$defs` of every payload, hoisted.
+
+    Pydantic puts a model's nested models in the payload's own `$defs` and refers to them as
+    `#/$defs/Name`; inside an AsyncAPI document that points at the document's root, where
+    nothing is (the CLI: `invalid-ref`). So each payload's `$defs` move here and every
+    `$ref` points at `#/components/schemas/Name`. Two different schemas of the same name
+    (say a `Location` of the wire and one of the normalized report) would overwrite each
+    other: that fails here, rename one model; the same schema twice (`Fix` of a report and
+    of a track) is kept once.
+    """
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, dict[str, Any]] = {}
+        self._origin: dict[str, str] = {}
+
+    def add(self, origin: str, defs: dict[str, dict[str, Any]]) -> None:
+        for name, body in defs.items():
+            if name in self.schemas and self.schemas[name] != body:
+                raise ValueError(
+                    f"two different payload schemas are named {name!r} ({self._origin[name]} "
+                    f"and {origin}): rename one of the models"
+                )
+            self.schemas.setdefault(name, body)
+            self._origin.setdefault(name, origin)
+
+    def model(self, model: Any) -> dict[str, Any]:
+        """A wire model's payload schema; its nested models go to components.schemas."""
+        body: dict[str, Any] = model.model_json_schema(
+            mode="validation", ref_template=COMPONENT_SCHEMAS + "{model}"
+        )
+        self.add(model.__name__, body.pop("$defs", {}))
+        return body
+
+    def normalized(self) -> dict[str, Any]:
+        """The normalized report's payload: gateway/schemas/normalized-report.schema.json,
+        its `$defs` hoisted and its `$ref`s rewritten.
+
+        Its `$schema` (JSON Schema 2020-12) and `$id` are left out. AsyncAPI 3.0's payload
+        schemas are its Schema Object, a superset of draft-07, and no 2020-12 dialect can be
+        declared in them; inside the document, `$id` would also set a new base URI, against
+        which `#/components/schemas/...` would no longer resolve. Without `$defs` the schema
+        uses no keyword that means something else in draft-07 (`const`, `anyOf` with
+        `{"type": "null"}`, `format`, `pattern` are draft-07's own); the message's
+        description names the file and its `$id`.
+        """
+        body = normalized_schema()
+        body.pop("$schema", None)
+        body.pop("$id", None)
+        defs = body.pop("$defs", {})
+        self.add("NormalizedReport", _rewrite_refs(defs))
+        return _rewrite_refs(body)  # type: ignore[no-any-return]
 
 
-def message(name: str, title: str, payload: dict[str, Any], summary: str) -> dict[str, Any]:
+def _rewrite_refs(node: Any) -> Any:
+    """`#/$defs/Name` → `#/components/schemas/Name`, everywhere in a JSON Schema."""
+    if isinstance(node, list):
+        return [_rewrite_refs(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "$ref" and isinstance(value, str):
+            if not value.startswith("#/$defs/"):
+                raise ValueError(f"cannot place $ref {value!r} in the AsyncAPI document")
+            out[key] = COMPONENT_SCHEMAS + value.removeprefix("#/$defs/")
+        else:
+            out[key] = _rewrite_refs(value)
+    return out
+
+
+def message(
+    name: str, title: str, payload: dict[str, Any], summary: str, description: str = ""
+) -> dict[str, Any]:
     return {
         "name": name,
         "title": title,
         "summary": summary,
+        **({"description": description} if description else {}),
         "contentType": "application/json",
         "payload": payload,
     }
@@ -48,7 +123,8 @@ def message(name: str, title: str, payload: dict[str, Any], summary: str) -> dic
 
 def build() -> dict[str, Any]:
     limits = WireLimits()
-    normalized = json.loads((ROOT / "gateway/schemas/normalized-report.schema.json").read_text())
+    schemas = Schemas()
+    schema = schemas.model
     chunk = {
         "type": "string",
         "format": "binary",
@@ -113,9 +189,11 @@ def build() -> dict[str, Any]:
         "normalized": message(
             "normalized",
             "Normalized report",
-            normalized,
+            schemas.normalized(),
             "The standard component/event message, once per report, QoS 1 (at least once: "
             "deduplicate by report_id).",
+            "The payload is the JSON Schema gateway/schemas/normalized-report.schema.json "
+            f"(`$id` {SCHEMA_ID}), its `$defs` under components.schemas.",
         ),
     }
     uplink = {"report": "report", "status": "status", "track": "track"}
@@ -172,6 +250,7 @@ def build() -> dict[str, Any]:
                 "times are RFC 3339 with an offset. Generated from the gateway's models by "
                 "tools/asyncapi.py."
             ),
+            "license": {"name": LICENSE, "url": f"https://spdx.org/licenses/{LICENSE}.html"},
         },
         "servers": {
             "production": {
@@ -188,7 +267,7 @@ def build() -> dict[str, Any]:
         },
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {"schemas": dict(sorted(schemas.schemas.items())), "messages": messages},
         "x-reason-codes": {reason.value: REASON_TEXT[reason] for reason in Reason},
         "x-limits": {name: getattr(limits, name) for name in limits.__dataclass_fields__},
         # Each device's budgets (defaults; `[limits]` in the gateway's config): over one,

@@ -12,6 +12,11 @@ declare -A NEEDS=(
   [gpsd]=gpsd
   [gpsfake]=gpsd-tools
   [gpspipe]=gpsd-clients
+  # The AsyncAPI CLI (tools/asyncapi-cli, pinned to a version that runs on Debian 12's
+  # Node.js 18) validates docs/asyncapi.yaml in the tests; `make test` installs it by npm.
+  # A Node.js already there (NodeSource's, say) is used as it is.
+  [node]=nodejs
+  [npm]=npm
 )
 # `make bench` also compares against the FFmpeg command line.
 if [ "${1:-}" = "--bench" ]; then

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,17 @@ class Unit:
     unit_en: str
     parent_unit_zh: str
     segment_id: str | None = None
+    # As a report names it; made once with the layer, not once a report.
+    model: ResponsibleUnit = field(init=False, compare=False)
 
-    def as_model(self) -> ResponsibleUnit:
-        return ResponsibleUnit(
+    def __post_init__(self) -> None:
+        model = ResponsibleUnit(
             unit_zh=self.unit_zh,
             unit_en=self.unit_en,
             parent_unit_zh=self.parent_unit_zh,
             segment_id=self.segment_id,
         )
+        object.__setattr__(self, "model", model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,16 @@ class District:
     admin_code: str | None
     covered: bool
     default_unit: str | None
+    # The default unit as a report names it, made once with the layer.
+    default_unit_model: ResponsibleUnit | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        model = None
+        if self.default_unit:
+            model = ResponsibleUnit(
+                unit_zh=self.default_unit, unit_en="", parent_unit_zh="", segment_id=None
+            )
+        object.__setattr__(self, "default_unit_model", model)
 
 
 def read_geojson(path: Path) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, TypeVar
 
 from shapely.errors import ShapelyError
 
@@ -15,7 +15,7 @@ from gateway.geo.gcj02 import to_gcj02
 from gateway.geo.grid import GridLayer, RegularGrid
 from gateway.geo.layers import DistrictIndex, SegmentIndex
 from gateway.geo.settings import GeoSettings
-from gateway.normalize.model import Coverage, Gcj02, Place, ResponsibleUnit, SegmentMatch
+from gateway.normalize.model import Place, ResponsibleUnit
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,48 +28,50 @@ class Locator:
 
     def place(self, lat: float, lon: float) -> Place:
         """Where a position is, for the city (the place fields of a report's location)."""
+        return Place.model_validate(self.place_fields(lat, lon))
+
+    def place_fields(self, lat: float, lon: float) -> dict[str, Any]:
+        """`place` as the plain fields of a `Place`, for a caller that builds a larger
+        model from them: one validation of the whole costs a third of validating each
+        part as it is made (docs/decisions.md, "Code shape")."""
         gcj_lat, gcj_lon = to_gcj02(lat, lon)
         cell = self.grid.cell(lat, lon)
         if cell is None and self.fallback_grid is not None:
             cell = self.fallback_grid.cell(lat, lon)
         district = self.districts.containing(lat, lon)
         match = self.segments.match(lat, lon, self.tolerance_m)
-        segment: SegmentMatch | None = None
+        segment: dict[str, Any] | None = None
         units: tuple[ResponsibleUnit, ...] = ()
-        basis: Literal["segment", "district_default", "none"] = "none"
+        basis = "none"
         if match is not None:
             nearest = match.segments[0]
-            segment = SegmentMatch(
-                segment_id=nearest.segment_id,
-                segment_ids=tuple(s.segment_id for s in match.segments),
-                road_zh=nearest.road_zh,
-                road_en=nearest.road_en,
-                extent_zh=nearest.extent_zh,
-                distance_m=match.distance_m,
-            )
-            units = tuple(unit.as_model() for unit in match.units)
+            segment = {
+                "segment_id": nearest.segment_id,
+                "segment_ids": tuple(s.segment_id for s in match.segments),
+                "road_zh": nearest.road_zh,
+                "road_en": nearest.road_en,
+                "extent_zh": nearest.extent_zh,
+                "distance_m": match.distance_m,
+            }
+            units = tuple(unit.model for unit in match.units)
             basis = "segment"
-        elif district is not None and district.default_unit:
-            units = (
-                ResponsibleUnit(
-                    unit_zh=district.default_unit, unit_en="", parent_unit_zh="", segment_id=None
-                ),
-            )
+        elif district is not None and district.default_unit_model is not None:
+            units = (district.default_unit_model,)
             basis = "district_default"
-        return Place(
-            gcj02=Gcj02(lat=round(gcj_lat, 7), lon=round(gcj_lon, 7)),
-            grid_code=cell.code if cell else None,
-            grid_source=cell.source if cell else None,
-            segment=segment,
-            responsible_units=units,
-            responsible_units_basis=basis,
-            coverage=Coverage(
-                inside=bool(district and district.covered),
-                district_zh=district.district_zh if district else None,
-                district_en=district.district_en if district else None,
-                admin_code=district.admin_code if district else None,
-            ),
-        )
+        return {
+            "gcj02": {"lat": round(gcj_lat, 7), "lon": round(gcj_lon, 7)},
+            "grid_code": cell.code if cell else None,
+            "grid_source": cell.source if cell else None,
+            "segment": segment,
+            "responsible_units": units,
+            "responsible_units_basis": basis,
+            "coverage": {
+                "inside": bool(district and district.covered),
+                "district_zh": district.district_zh if district else None,
+                "district_en": district.district_en if district else None,
+                "admin_code": district.admin_code if district else None,
+            },
+        }
 
 
 def load_locator(geo: GeoSettings) -> Locator:

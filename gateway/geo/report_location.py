@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 from gateway.geo import checks
 from gateway.geo.checks import FixChecks
 from gateway.geo.places import Locator
-from gateway.normalize.model import UNPLACED, Location, Wgs84
+from gateway.normalize.model import UNPLACED, Location
 from gateway.protocols.gnss import GnssFix
 from gateway.protocols.nmea import fix_from_sentences
 from gateway.protocols.payloads import Fix
@@ -28,9 +27,6 @@ def nmea_fix(sentences: list[str]) -> GnssFix | str:
     they give none."""
     result = fix_from_sentences(sentences)
     return result if isinstance(result, GnssFix) else result.reason
-
-
-Source = Literal["fix", "nmea", "fix+nmea"]
 
 
 def build_location(
@@ -57,9 +53,20 @@ def build_location(
     flags += checks.check(fix, created_at, previous, rules)
     if terminal is not None and from_nmea is not None:
         flags += checks.agree(terminal, from_nmea, rules)
-    source: Source = "fix+nmea" if terminal and from_nmea else ("fix" if terminal else "nmea")
-    place = UNPLACED if "fix.zero" in flags else locator.place(fix.lat, fix.lon)
-    return Location(**dict(place), source=source, wgs84=wgs84_of(fix), flags=tuple(flags))
+    source = "fix+nmea" if terminal and from_nmea else ("fix" if terminal else "nmea")
+    place = dict(UNPLACED) if "fix.zero" in flags else locator.place_fields(fix.lat, fix.lon)
+    wgs84 = {
+        "lat": fix.lat,
+        "lon": fix.lon,
+        "accuracy_m": fix.accuracy_m,
+        "time": fix.time,
+        "alt_m": fix.alt_m,
+        "hdop": fix.hdop,
+        "satellites": fix.satellites,
+    }
+    return Location.model_validate(
+        {**place, "source": source, "wgs84": wgs84, "flags": tuple(flags)}
+    )
 
 
 def from_envelope(fix: Fix | None) -> GnssFix | None:
@@ -78,16 +85,4 @@ def from_envelope(fix: Fix | None) -> GnssFix | None:
         hdop=fix.hdop,
         accuracy_m=fix.accuracy_m,
         source="terminal",
-    )
-
-
-def wgs84_of(fix: GnssFix) -> Wgs84:
-    return Wgs84(
-        lat=fix.lat,
-        lon=fix.lon,
-        accuracy_m=fix.accuracy_m,
-        time=fix.time,
-        alt_m=fix.alt_m,
-        hdop=fix.hdop,
-        satellites=fix.satellites,
     )

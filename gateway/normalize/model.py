@@ -331,7 +331,9 @@ class NormalizedReport(Part):
     media: tuple[Media, ...]
 
     def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
+        # The serializer's own bytes: model_dump_json would make a str to encode again.
+        data: bytes = self.__pydantic_serializer__.to_json(self, by_alias=True)
+        return data
 
     @classmethod
     def from_json(cls, data: bytes | str) -> NormalizedReport:

@@ -16,17 +16,11 @@ from gateway.media.jobs import VOICE, DerivedFile, MediaDerived
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import ClassEntry
 from gateway.normalize.model import (
-    Acceptance,
-    CodeName,
     Derivative,
     Location,
-    Media,
     NormalizedReport,
-    Original,
     PhotoDerivative,
     PhotoMetadata,
-    ReportClass,
-    Reporter,
     VoiceDerivative,
     VoiceMetadata,
 )
@@ -56,47 +50,53 @@ def normalize(
     `location` is the geo stage's (gateway.geo.report_location); the media's derivatives
     and metadata are added by `with_derivatives` once they exist.
     """
-    return NormalizedReport(
-        report_id=envelope.report_id.lower(),
-        case_no=None,
-        class_=ReportClass(
-            type=entry.kind,
-            code=entry.code,
-            major=CodeName(code=entry.major_code, name=entry.major_name),
-            minor=CodeName(code=entry.minor_code, name=entry.minor_name),
-            name_en=entry.name_en,
-            profile=profile,
-        ),
-        object_code=envelope.object_code,
-        description=envelope.description,
-        location=location,
-        reporter=Reporter(
-            device_id=arrival.device_id, inspector_id=envelope.inspector_id, unit=arrival.unit
-        ),
-        reported_at=envelope.created_at,
-        received_at=arrival.received_at,
-        acceptance=Acceptance(
-            inside_window=window.contains(arrival.received_at),
-            window=window.label(),
-            timezone=window.timezone.key,
-        ),
-        clock=window.clock(envelope.created_at, arrival.received_at),
-        task_id=envelope.task_id and envelope.task_id.lower(),
-        media=tuple(
-            Media(
-                media_id=manifest.media_id.lower(),
-                kind=manifest.kind,
-                mime=manifest.mime,
-                original=Original(
-                    key=original_key(manifest.sha256, manifest.mime),
-                    sha256=manifest.sha256,
-                    bytes=manifest.bytes,
-                ),
-                derivatives=(),
-                metadata=None,
-            )
-            for manifest in envelope.media
-        ),
+    # Plain fields, checked in one validation: a third of the cost of making each part a
+    # model of its own as it is built (docs/decisions.md, "Code shape").
+    return NormalizedReport.model_validate(
+        {
+            "report_id": envelope.report_id.lower(),
+            "case_no": None,
+            "class": {
+                "type": entry.kind,
+                "code": entry.code,
+                "major": {"code": entry.major_code, "name": entry.major_name},
+                "minor": {"code": entry.minor_code, "name": entry.minor_name},
+                "name_en": entry.name_en,
+                "profile": profile,
+            },
+            "object_code": envelope.object_code,
+            "description": envelope.description,
+            "location": location,
+            "reporter": {
+                "device_id": arrival.device_id,
+                "inspector_id": envelope.inspector_id,
+                "unit": arrival.unit,
+            },
+            "reported_at": envelope.created_at,
+            "received_at": arrival.received_at,
+            "acceptance": {
+                "inside_window": window.contains(arrival.received_at),
+                "window": window.label(),
+                "timezone": window.timezone.key,
+            },
+            "clock": window.clock(envelope.created_at, arrival.received_at),
+            "task_id": envelope.task_id and envelope.task_id.lower(),
+            "media": [
+                {
+                    "media_id": manifest.media_id.lower(),
+                    "kind": manifest.kind,
+                    "mime": manifest.mime,
+                    "original": {
+                        "key": original_key(manifest.sha256, manifest.mime),
+                        "sha256": manifest.sha256,
+                        "bytes": manifest.bytes,
+                    },
+                    "derivatives": (),
+                    "metadata": None,
+                }
+                for manifest in envelope.media
+            ],
+        }
     )
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic.json_schema import GenerateJsonSchema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from gateway.normalize.model import SCHEMA_ID, NormalizedReport
@@ -22,17 +22,36 @@ SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "normalized-repo
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
-class _WithoutFieldTitles(GenerateJsonSchema):
-    """Pydantic titles each field after its name ("Skew S"); the names say it already."""
+class _Generator(GenerateJsonSchema):
+    """Pydantic titles each field after its name ("Skew S"), which the names say already,
+    and keeps a docstring's line breaks in a description, which readers of the schema
+    (and the AsyncAPI document it goes into) would see as breaks mid-sentence."""
 
     def field_title_should_be_set(self, schema: CoreSchema) -> bool:
         return False
+
+    def generate(self, schema: CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
+        unwrapped: JsonSchemaValue = _unwrapped(super().generate(schema, mode))
+        return unwrapped
+
+
+def _unwrapped(node: Any) -> Any:
+    """Every description's lines joined into one paragraph."""
+    if isinstance(node, dict):
+        return {
+            key: " ".join(value.split()) if key == "description" and isinstance(value, str)
+            else _unwrapped(value)
+            for key, value in node.items()
+        }  # fmt: skip
+    if isinstance(node, list):
+        return [_unwrapped(item) for item in node]
+    return node
 
 
 def schema() -> dict[str, Any]:
     """The schema of a report as the gateway sends it (every field present)."""
     body = NormalizedReport.model_json_schema(
-        by_alias=True, mode="serialization", schema_generator=_WithoutFieldTitles
+        by_alias=True, mode="serialization", schema_generator=_Generator
     )
     return {"$schema": DIALECT, "$id": SCHEMA_ID, **body}
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.errors import Reason
+from gateway.lifecycle import Event, ReportState, transition
 from gateway.protocols.gnss import GnssFix
 from gateway.protocols.payloads import MediaManifest, ReportEnvelope
 from gateway.store.db import connect, transaction
@@ -204,13 +205,21 @@ class Inbox:
         missing_total = 0
         for manifest in envelope.media:
             missing_total += self._add_media(device_id, report_id, manifest)
-        if missing_total:
-            self.conn.execute(
-                "UPDATE reports SET missing = ? WHERE report_id = ?", (missing_total, report_id)
-            )
-            return Added(self.missing_chunks(report_id))
-        self.conn.execute("INSERT INTO ready (report_id) VALUES (?)", (report_id,))
-        return Added({})
+        if self._arrived(report_id, ReportState.RECEIVED, missing_total) is ReportState.READY:
+            return Added({})
+        self.conn.execute(
+            "UPDATE reports SET missing = ? WHERE report_id = ?", (missing_total, report_id)
+        )
+        return Added(self.missing_chunks(report_id))
+
+    def _arrived(self, report_id: str, state: ReportState, missing: int) -> ReportState:
+        """The report's next state by the lifecycle table, now that `missing` chunks are
+        still to come; a report that becomes ready joins the pipeline's queue."""
+        event = Event.CHUNKS_MISSING if missing else Event.CHUNKS_COMPLETE
+        moved = transition(state, event).to
+        if moved is ReportState.READY:
+            self.conn.execute("INSERT INTO ready (report_id) VALUES (?)", (report_id,))
+        return moved
 
     def _add_media(self, device_id: str, report_id: str, manifest: MediaManifest) -> int:
         """Record one manifest, adopting chunks that came before it. Returns chunks missing."""
@@ -286,7 +295,7 @@ class Inbox:
             (now, report_id),
         ).fetchone()
         if missing == 0:
-            self.conn.execute("INSERT INTO ready (report_id) VALUES (?)", (report_id,))
+            self._arrived(report_id, ReportState.WAITING_FOR_CHUNKS, missing)
             return ChunkStored(completed=report_id)
         return ChunkStored()
 
@@ -429,6 +438,7 @@ class Inbox:
             if row is None:
                 return
             report_id, chunk_count = row
+            transition(ReportState.READY, Event.UPLOAD_FAILED)  # back to waiting for chunks
             self.conn.execute(
                 "DELETE FROM chunks WHERE device_id = ? AND media_id = ?", (device_id, media_id)
             )
@@ -452,6 +462,7 @@ class Inbox:
                 (now - upload_ttl_s,),
             ).fetchall()
             for _, report_id in expired:
+                transition(ReportState.WAITING_FOR_CHUNKS, Event.UPLOAD_EXPIRED)  # dropped
                 self.conn.execute(
                     "DELETE FROM chunks WHERE (device_id, media_id) IN"
                     " (SELECT device_id, media_id FROM media WHERE report_id = ?)",

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
 
 from gateway.errors import PermanentSinkError
 from gateway.lifecycle import (
@@ -34,6 +37,7 @@ from gateway.lifecycle import (
     Step,
     StepResult,
     Verdict,
+    check_result,
     delivery_after,
     transition,
 )
@@ -86,6 +90,50 @@ MIGRATIONS = (
 )
 
 
+class StoredReports:
+    """Normalized reports as the outbox stores them (their JSON), remembered for a while.
+
+    The steps read each report back soon after it is written (the registry the verdict's,
+    objects and bus the registered one), and reading it against the model costs about
+    three times reading plain JSON. A report is found by its bytes, so a hit is always the
+    report those bytes say, whatever was rolled back meanwhile; a miss (a report written
+    before a restart) is read and checked as ever."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most
+        # Oldest first (a dict keeps its order). A lookup or an insertion is atomic under
+        # the GIL, so only the trimming, which two threads could race, takes the lock (a
+        # report remembered meanwhile in the dict being replaced is merely read again).
+        self._by_json: dict[bytes, NormalizedReport] = {}
+        self._trimming = threading.Lock()
+
+    def encode(self, report: NormalizedReport) -> bytes:
+        data = report.to_json()
+        self._remember(data, report)
+        return data
+
+    def decode(self, data: bytes) -> NormalizedReport:
+        report = self._by_json.get(data)
+        if report is None:
+            report = NormalizedReport.from_json(data)
+            self._remember(data, report)
+        return report
+
+    def _remember(self, data: bytes, report: NormalizedReport) -> None:
+        self._by_json[data] = report
+        if len(self._by_json) > self._most:
+            # The older half goes at once: popping the oldest one at a time would make each
+            # pop walk past the holes the ones before it left at the front of the dict.
+            with self._trimming:
+                if len(self._by_json) > self._most:
+                    newer = list(self._by_json.items())[len(self._by_json) // 2 :]
+                    self._by_json = dict(newer)
+
+
+# A few batches of every step: about 10 KB a report in memory.
+STORED_REPORTS = StoredReports(most=2048)
+
+
 @dataclass(frozen=True, slots=True)
 class Standing:
     """Where a report stands, as the intake tells a terminal that sends it again."""
@@ -115,7 +163,7 @@ class Due:
         registered) have one."""
         if self.normalized is None:
             raise PermanentSinkError(f"report {self.report_id} has no normalized report")
-        return NormalizedReport.from_json(self.normalized)
+        return STORED_REPORTS.decode(self.normalized)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +211,7 @@ class Outbox:
             for verdict in verdicts:
                 moved = transition(ReportState.READY, verdict.event)
                 if isinstance(verdict, Accepted):
-                    reason, message, report = None, None, verdict.report.to_json()
+                    reason, message, report = None, None, STORED_REPORTS.encode(verdict.report)
                 else:
                     reason, message, report = verdict.reason, verdict.message, None
                 inserted = self.conn.execute(
@@ -200,28 +248,67 @@ class Outbox:
         return [Due(*row) for row in rows]
 
     def apply(self, step: Step, results: Sequence[StepResult], backoff: Backoff) -> None:
-        """A step's results, in one transaction: each report that moved on takes its
-        transition (and the steps it schedules), and each delivery row is done, put back
-        by its backoff, or dead."""
+        """A step's results, in one transaction: each delivery row still pending is done,
+        put back by its backoff, or dead; and where it is done with a report that moved
+        on, the report takes its transition (and the steps that schedules). A result for
+        a row that is no longer pending (done, or dead meanwhile) changes nothing."""
         now = time.time()
+        for result in results:
+            check_result(step, result)
         with transaction(self.conn):
-            for result in results:
-                if isinstance(result, Derived | Registered | Rejected):
+            attempts = self._pending(step, [result.report_id for result in results])
+            done = [
+                r
+                for r in results
+                if r.report_id in attempts and delivery_after(r) is DeliveryState.DONE
+            ]
+            self.conn.executemany(
+                "UPDATE deliveries SET state = 'done', attempts = attempts + 1,"
+                " last_error = NULL, updated_at = ? WHERE report_id = ? AND sink = ?",
+                [(now, result.report_id, step) for result in done],
+            )
+            for result in done:
+                if isinstance(result, Moved):
                     self._move(step, result, now)
-                after = delivery_after(result)
-                if after is DeliveryState.DONE:
-                    self._finish(step, result.report_id, now)
-                elif isinstance(result, Retry):
-                    self._retry(step, result.report_id, result.error, backoff, now)
-                elif isinstance(result, DeadLetter):
-                    self._dead(step, result.report_id, result.error, now)
+            for result in results:
+                if result.report_id not in attempts or not isinstance(result, Retry | DeadLetter):
+                    continue
+                tried = attempts[result.report_id]
+                state = delivery_after(result)  # pending again (later), or dead
+                next_at = now + backoff.delay(tried) if isinstance(result, Retry) else now
+                self.conn.execute(
+                    "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ?,"
+                    " updated_at = ? WHERE report_id = ? AND sink = ?",
+                    (
+                        state.value,
+                        tried + 1,
+                        next_at,
+                        result.error[:1000],
+                        now,
+                        result.report_id,
+                        step,
+                    ),
+                )
+
+    def _pending(self, step: Step, report_ids: Sequence[str]) -> dict[str, int]:
+        """Those of the step's rows for `report_ids` still pending, with their attempts."""
+        rows = self.conn.execute(
+            "SELECT report_id, attempts FROM deliveries WHERE sink = ? AND state = 'pending'"
+            " AND report_id IN (SELECT value FROM json_each(?))",
+            (step.value, orjson.dumps(list(report_ids)).decode()),
+        )
+        return dict(rows.fetchall())
 
     def _move(self, step: Step, result: Moved, now: float) -> None:
         """The report takes the result's event, if it is still where the step found it."""
         current = WORKS_ON[step]
         moved = transition(current, result.event)
         case_no = result.case_no if isinstance(result, Registered) else None
-        report = result.report.to_json() if isinstance(result, Derived | Registered) else None
+        report = (
+            STORED_REPORTS.encode(result.report)
+            if isinstance(result, Derived | Registered)
+            else None
+        )
         reason = (result.reason, result.message) if isinstance(result, Rejected) else (None, None)
         changed = self.conn.execute(
             "UPDATE reports SET state = ?, case_no = coalesce(?, case_no),"
@@ -232,34 +319,6 @@ class Outbox:
         ).rowcount
         if changed:
             self._schedule(result.report_id, moved.schedules, now)
-
-    def _finish(self, step: Step, report_id: str, now: float) -> None:
-        self.conn.execute(
-            "UPDATE deliveries SET state = 'done', attempts = attempts + 1, last_error = NULL,"
-            " updated_at = ? WHERE report_id = ? AND sink = ?",
-            (now, report_id, step),
-        )
-
-    def _retry(self, step: Step, report_id: str, error: str, backoff: Backoff, now: float) -> None:
-        """Push a pending delivery back by its backoff; one already done stays done."""
-        row = self.conn.execute(
-            "SELECT attempts FROM deliveries"
-            " WHERE report_id = ? AND sink = ? AND state = 'pending'",
-            (report_id, step),
-        ).fetchone()
-        if row is not None:
-            self.conn.execute(
-                "UPDATE deliveries SET attempts = ?, next_at = ?, last_error = ?, updated_at = ?"
-                " WHERE report_id = ? AND sink = ?",
-                (row[0] + 1, now + backoff.delay(row[0]), error[:1000], now, report_id, step),
-            )
-
-    def _dead(self, step: Step, report_id: str, error: str, now: float) -> None:
-        self.conn.execute(
-            "UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = ?,"
-            " updated_at = ? WHERE report_id = ? AND sink = ? AND state = 'pending'",
-            (error[:1000], now, report_id, step),
-        )
 
     def expedite(self, sink: str) -> int:
         """Make every pending delivery of a sink due now (the sink has recovered, so the

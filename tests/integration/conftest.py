@@ -1,3 +1,7 @@
+"""Servers for the integration tests. tests/conftest.py marks every test in this
+directory `integration` (a `pytestmark` here would be ignored: pytest reads it only in
+test modules)."""
+
 from __future__ import annotations
 
 import re
@@ -10,8 +14,6 @@ import pytest
 from gateway.harness.mosquitto import Mosquitto
 from tests.integration.helpers import GatewayProcess
 from tests.servers import PostgresCluster, S3Server
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """One device floods the real Mosquitto and gateway; another device's report still goes
-through in seconds, and the flooding device hears its budgets' reasons. Both are
-registered devices with passwords of their own, over TLS, on a broker configured by
-`gateway broker-config --tls` (the project's password file, ACL and certificates).
+through in a few times what it takes alone, and the flooding device hears its budgets'
+reasons. Both are registered devices with passwords of their own, over TLS, on a broker
+configured by `gateway broker-config --tls` (the project's password file, ACL and
+certificates).
 
 The gateway runs with small per-device budgets, so the flood goes over them quickly:
 256 KiB of media an hour (64 chunks of 4 KiB) and 10 new reports a minute.
@@ -10,18 +11,16 @@ The gateway runs with small per-device budgets, so the flood goes over them quic
 from __future__ import annotations
 
 import signal
+import statistics
 import threading
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from tests.factories import envelope, photo_upload
 from tests.integration.helpers import OperatorStack, Terminal, operator_stack, wait_until
-
-pytestmark = pytest.mark.integration
+from tests.timing import assert_within
 
 FLOOD = 10_000  # orphan chunks, each of a media id of its own
 CHUNK = 4 * 1024
@@ -35,12 +34,18 @@ spool_bytes_per_device = 1048576
 media_bytes_per_device_per_hour = {HOURLY}
 reports_per_device_per_minute = {REPORTS}
 """
-BOUND_S = 5.0  # the other device's report, to its case number
+# Times compared within the test (tests/timing.py), never less than FLOOR_S: the other
+# device's report during a flood against the same report alone just before and after
+# (0.1-0.3 s either way on the 2-core development machine), and behind a whole flood
+# queued at the broker against the time the gateway took to answer such a flood in flight
+# (first in, first out: it waits for the flood ahead of it; 3.9 s against 5.4 s).
+ALONE_FACTOR, FLOOD_FACTOR, FLOOR_S = 20, 2, 5.0
 
 
 def send(terminal: Terminal) -> str:
-    """A report with a small photo (one 64-KiB chunk); its report id."""
-    photo = photo_upload(size=(320, 240))
+    """A report with a small photo (24 KB, one chunk: G's nine fit its hourly budget);
+    its report id."""
+    photo = photo_upload(size=(200, 150))
     body = envelope([photo])
     terminal.send(body, [photo])
     return str(body["report_id"])
@@ -51,6 +56,16 @@ def accepted_after(terminal: Terminal, report_id: str, since: float) -> float:
     ack = terminal.wait_final(report_id, timeout_s=60)
     assert (ack["status"], bool(ack.get("case_no"))) == ("accepted", True), ack
     return time.monotonic() - since
+
+
+def alone(terminal: Terminal, reports: int = 2) -> float:
+    """The baseline: seconds from sending a report to its case with no flood, the mean
+    of `reports` sent one after the other."""
+    latencies = []
+    for _ in range(reports):
+        started = time.monotonic()
+        latencies.append(accepted_after(terminal, send(terminal), started))
+    return statistics.mean(latencies)
 
 
 def flood_chunks(terminal: Terminal) -> None:
@@ -77,8 +92,9 @@ def flood_against(stack: OperatorStack) -> None:
     gateway = stack.gateway
     assert gateway.process is not None
     good, flood = stack.terminal("tz-good"), stack.terminal("tz-flood")
-    started = time.monotonic()
-    baseline_s = accepted_after(good, send(good), started)
+    # G's reports: 1 + 2 + 1 + 2 + 1, under its 10 a minute and its media budget an hour.
+    first_s = alone(good, 1)  # the first one also sets things up (connections, the pipeline)
+    before_s = alone(good)
 
     # 1. G sends while the gateway is busy answering a flood in flight
     flooding = threading.Thread(target=flood_chunks, args=(flood,), name="flood")
@@ -94,6 +110,7 @@ def flood_against(stack: OperatorStack) -> None:
     refused = FLOOD - 64
     wait_until(lambda: flood.pump() or len(flood.errors) >= refused, 60, "F's refusals")
     flood_s = time.monotonic() - started
+    between_s = alone(good)
 
     # 2. the worst case for a FIFO: a whole flood queued at the broker ahead of G's report
     gateway.process.send_signal(signal.SIGSTOP)
@@ -131,7 +148,8 @@ def flood_against(stack: OperatorStack) -> None:
         (final["status"], (final.get("reason") or {}).get("code")) for final in finals
     )
     print(  # the figures for docs/security.md
-        f"\nflood: G's report {baseline_s:.2f} s alone; {during_s:.2f} s during a flood in flight"
+        f"\nflood: G's report {before_s:.2f} and {between_s:.2f} s alone (the first {first_s:.2f}"
+        f" s); {during_s:.2f} s during a flood in flight"
         f" (F had heard {answered_before} refusals at G's send, {answered_after} at its case;"
         f" {FLOOD} chunks answered in {flood_s:.1f} s); {behind_s:.2f} s behind a whole queued"
         f" flood ({FLOOD} answered in {drained_s:.1f} s); F: {dict(reasons)}, stored {stored}"
@@ -141,8 +159,20 @@ def flood_against(stack: OperatorStack) -> None:
     flood.close()
 
     assert answered_before < FLOOD - 64, "the flood was over before G sent: nothing measured"
-    assert during_s < BOUND_S
-    assert behind_s < BOUND_S
+    assert_within(
+        during_s,
+        max(before_s, between_s),
+        factor=ALONE_FACTOR,
+        floor_s=FLOOR_S,
+        what="G's report during a flood in flight, against it alone",
+    )
+    assert_within(
+        behind_s,
+        flood_s,
+        factor=FLOOD_FACTOR,
+        floor_s=FLOOR_S,
+        what="G's report behind a whole queued flood, against answering a flood in flight",
+    )
     assert reasons == {"limit.media_bytes_per_hour": refused}
     assert stored == 64
     assert stored_bytes == HOURLY  # nothing over the budget is in the inbox

@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,10 +70,14 @@ def answered(url: str, context: ssl.SSLContext | None) -> bool:
         context.minimum_version = ssl.TLSVersion.TLSv1_3
         client.tls_set_context(context)
     connacks: list[str] = []
+    dropped = threading.Event()
     client.on_connect = lambda c, u, f, reason, p: connacks.append(str(reason))
+    client.on_disconnect = lambda c, u, f, reason, p: dropped.set()
     client.connect(parts.hostname or "", parts.port or 0)
     client.loop_start()
-    time.sleep(2)  # a CONNACK comes within milliseconds on loopback
+    # A CONNACK, or the link dropped, comes within milliseconds on loopback: the timeout
+    # only stops a hung test.
+    wait_until(lambda: bool(connacks) or dropped.is_set(), 20, "a CONNACK or the link to drop")
     client.disconnect()
     client.loop_stop()
     return bool(connacks)
@@ -125,9 +130,14 @@ def test_plain_text_and_a_wrong_ca_are_refused(tls_stack: Stack, tmp_path: Path)
     stranger = GatewayProcess(tmp_path / "gw2", url, config=config)
     with pytest.raises(TimeoutError, match="timed out"):
         stranger.start(timeout_s=3)
+
+    def failures() -> list[dict[str, object]]:
+        return [e for e in stranger.log_lines() if "CERTIFICATE_VERIFY_FAILED" in json.dumps(e)]
+
+    # Said at its first attempt; the timeout only stops a hung test.
+    wait_until(lambda: bool(failures()), 20, "the gateway to log why it cannot connect")
     stranger.stop()
-    failures = [e for e in stranger.log_lines() if "CERTIFICATE_VERIFY_FAILED" in json.dumps(e)]
-    assert failures, "the gateway's log does not say why it could not connect"
+    assert failures(), "the gateway's log does not say why it could not connect"
 
 
 def test_a_terminal_logs_in_by_certificate_its_cn_its_identity(tls_stack: Stack) -> None:

@@ -40,6 +40,7 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
+    """A server fixture: tests/conftest.py marks the tests using it `integration`."""
     from gateway.harness.mosquitto import Mosquitto  # noqa: PLC0415 - only the integration tests need it
 
     broker = Mosquitto(tmp_path / "broker").start()

@@ -17,6 +17,7 @@ from firmware_sim.capture import (
     CaptureWriter,
     fresh_ids,
 )
+from tests.strategies import orjson_values
 
 HEADER = b'{"format":"cgt-capture","version":1,"started_at":"2026-11-28T09:15:02Z","source":"x"}'
 
@@ -87,18 +88,7 @@ def test_arbitrary_bytes_are_read_or_refused_with_a_capture_error(data: bytes) -
         assert all(isinstance(record, CaptureRecord) for record in result)
 
 
-# JSON values orjson can write: integers within 64 bits, finite floats.
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=8,
-)
+json_values = orjson_values(max_size=3, key_size=6, max_leaves=8)
 # Lines shaped like records, each field sometimes right, sometimes anything.
 record_like = st.fixed_dictionaries(
     {},

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from firmware_sim.downlink import Ack, ErrorNotice, Malformed, Task, TerminalConfig, parse_downlink
+from tests.strategies import orjson_values
 
 MALFORMED_CODES = {
     "topic.malformed",
@@ -19,18 +20,7 @@ MALFORMED_CODES = {
 }
 TOPICS = [f"cgt/v1/tz-0042/{message}" for message in ("ack", "error", "task", "config")]
 
-# JSON values orjson can write: integers within 64 bits, finite floats.
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
-)
+json_values = orjson_values(max_size=4, key_size=8, max_leaves=12)
 seqs = st.lists(st.integers(min_value=-5, max_value=2**40), max_size=5)
 # Objects shaped like real downlinks, each field sometimes right, sometimes anything.
 downlink_like = st.fixed_dictionaries(

@@ -9,28 +9,14 @@ check covers the console entry, the file reading and the JSON the command prints
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.commands import json_lines
 from tests.gnss import EPOCHS, SHARED_LOGS, UNSTAMPED, agreement, receiver_logs
 
 SHARED = sorted(SHARED_LOGS.glob("*.log")) if SHARED_LOGS.is_dir() else receiver_logs()
-
-
-def nmea_parse(log: Path) -> list[dict[str, object]]:
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway", "nmea", "parse", str(log)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines()]
 
 
 def test_every_shared_log_is_checked() -> None:
@@ -39,7 +25,7 @@ def test_every_shared_log_is_checked() -> None:
 
 @pytest.mark.parametrize("log", SHARED, ids=lambda log: log.name)
 def test_the_command_agrees_with_gpsd(log: Path) -> None:
-    fixes = nmea_parse(log)
+    fixes = json_lines("nmea", "parse", str(log))
     result = agreement(log, fixes)
     assert result.problems == []
     assert result.epochs == EPOCHS[log.name]

@@ -173,6 +173,7 @@ def test_a_bad_value_beside_a_secret_is_named_without_the_secret(planted: Path, 
     SECRETS.assert_absent(result.output)
 
 
+@pytest.mark.integration  # `gateway run` in a process (tests/server_guard.py)
 def test_a_bad_registry_url_on_the_command_line_is_refused_without_its_password(
     planted: Path,
 ) -> None:
@@ -244,6 +245,7 @@ def test_redact_url_hides_user_info_and_password_parameters() -> None:
 # ---- gateway run: the start-up log ---------------------------------------------------------
 
 
+@pytest.mark.integration  # `gateway run` in a process (tests/server_guard.py)
 @pytest.mark.parametrize("by", ["env", "file"])
 def test_gateway_run_logs_its_start_without_a_secret(planted: Path, by: str) -> None:
     """`gateway run` with every secret planted and every server away (so it also logs its
