@@ -38,6 +38,7 @@ from gateway.sinks.memory import MemoryPublisher
 from gateway.sinks.objects_local import LocalObjectStore
 from gateway.store.inbox import Inbox
 from gateway.store.outbox import Backoff, Outbox
+from gateway.store.spool import LocalSpool
 
 REPORTS = 10_000
 ROUNDS = 3
@@ -62,9 +63,9 @@ def one_round(scratch: Path) -> dict[str, float]:
 
     geo = load_config(None).geo
     pipeline = Pipeline(
-        inbox.path,
-        outbox.path,
-        scratch / "spool",
+        Inbox(scratch / "inbox.db"),
+        Outbox(scratch / "outbox.db"),
+        LocalSpool(scratch / "spool"),
         InlineRunner(),  # text-only reports: no media jobs
         SqliteRegistry(scratch / "registry.db", SHANGHAI),
         LocalObjectStore(scratch / "objects"),

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError, field_validator, model_validator
 
 from gateway.errors import ConfigError
 from gateway.geo.settings import GeoSettings
@@ -33,9 +33,9 @@ from gateway.runtime.settings import (
     PipelineSettings,
     TaskSettings,
 )
-from gateway.settings import Section, default_config_dir, redact_url
+from gateway.settings import Section, check_postgres_url, default_config_dir, redact_url
 from gateway.sinks.settings import PostgresSettings, S3Settings
-from gateway.store.settings import StoreSettings
+from gateway.store.settings import ClusterSettings, StoreSettings
 from gateway.transports.mqtt_settings import MqttSettings
 
 
@@ -49,6 +49,7 @@ class GatewayConfig(Section):
     s3: S3Settings = S3Settings()
     postgres: PostgresSettings = PostgresSettings()
     store: StoreSettings = StoreSettings()
+    cluster: ClusterSettings = ClusterSettings()
     limits: LimitsSettings = LimitsSettings()
     pipeline: PipelineSettings = PipelineSettings()
     tasks: TaskSettings = TaskSettings()
@@ -134,29 +135,45 @@ class GatewayConfig(Section):
             return value
         if not value.startswith(POSTGRES_SCHEMES):
             raise ValueError("must be sqlite:///path or postgresql://USER@HOST[:PORT]/DB")
-        parts = urlsplit(value)
-        # Messages never echo the URL: it may hold a password.
-        if "@" in parts.path + parts.query + parts.fragment:
+        return check_postgres_url(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cases_beside_the_cluster(cls, data: Any) -> Any:
+        """A cluster keeps its cases in its own database unless `registry` says otherwise."""
+        if isinstance(data, dict) and data.get("registry") is None:
+            cluster = data.get("cluster")
+            url = cluster.get("url") if isinstance(cluster, dict) else None
+            if isinstance(url, str) and url.startswith(POSTGRES_SCHEMES):
+                return {**data, "registry": url}
+        return data
+
+    @model_validator(mode="after")
+    def _cluster(self) -> GatewayConfig:
+        url = self.cluster.url
+        if url is None:
+            return self
+        if not self.objects_in_s3:
+            # Objects and the media spool must be where every instance reaches them.
             raise ValueError(
-                "an '@' after the host: percent-encode the password's / ? # @ (or use"
-                " postgres.password_env)"
+                "cluster.url is set: objects must be s3://BUCKET[/PREFIX] (a directory is"
+                " this machine's alone)"
             )
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("bad port: postgresql://USER@HOST[:PORT]/DB") from None
-        if not parts.path.strip("/"):
-            raise ValueError("name the database: postgresql://USER@HOST[:PORT]/DB")
-        return value
+        return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # The registry URL may hold a password (postgresql://USER:PASSWORD@HOST/DB).
         for name, value in super().__repr_args__():
-            secret = name == "registry" and isinstance(value, str)
-            yield name, redact_url(value) if secret else value
+            shown = value
+            if name == "registry" and isinstance(value, str):
+                shown = redact_url(value)
+            elif name == "cluster" and isinstance(value, ClusterSettings) and value.url:
+                shown = value.model_copy(update={"url": redact_url(value.url)})
+            yield name, shown
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 

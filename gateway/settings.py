@@ -77,3 +77,22 @@ def default_config_dir() -> Path:
         if (candidate / "codes").is_dir():
             return candidate
     raise ConfigError([f"no config directory beside {package}; set codes.dir"])
+
+
+def check_postgres_url(value: str) -> str:
+    """A PostgreSQL URL's checks; messages never echo it (it may hold a password)."""
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be postgresql://USER@HOST[:PORT]/DB")
+    parts = urlsplit(value)
+    if "@" in parts.path + parts.query + parts.fragment:
+        raise ValueError(
+            "an '@' after the host: percent-encode the password's / ? # @ (or use"
+            " postgres.password_env)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("bad port: postgresql://USER@HOST[:PORT]/DB") from None
+    if not parts.path.strip("/"):
+        raise ValueError("name the database: postgresql://USER@HOST[:PORT]/DB")
+    return value

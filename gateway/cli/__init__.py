@@ -42,6 +42,11 @@ COMMANDS = {
         "broker_config",
         "Write the broker's configuration: listeners, accounts, ACL, TLS.",
     ),
+    "db": Entry(
+        "db",
+        "db",
+        "The cluster's shared stores in PostgreSQL: upgrade the schema, show its version.",
+    ),
     "task": Entry("tasks", "task", "Tasks for terminals: send one, list them."),
     "outbox": Entry(
         "outbox",

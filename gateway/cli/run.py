@@ -30,6 +30,12 @@ from gateway.normalize.codes import load_profile
 @click.option("--objects", help="A directory, or s3://BUCKET[/PREFIX] (see [s3]).")
 @registry_option
 @click.option("--metrics", help="HOST:PORT for /metrics and /healthz (see [metrics]).")
+@click.option(
+    "--cluster",
+    "cluster_url",
+    help="postgresql://USER@HOST/DB: share the stores with other instances (see [cluster]).",
+)
+@click.option("--client-id", help="This instance's MQTT client id, unique in a cluster.")
 def run(
     config_file: Path | None,
     data_dir: Path | None,
@@ -37,6 +43,8 @@ def run(
     objects: str | None,
     registry: str | None,
     metrics: str | None,
+    cluster_url: str | None,
+    client_id: str | None,
 ) -> None:
     """Run the gateway until SIGTERM or Ctrl-C."""
     config = load_or_exit(
@@ -44,7 +52,12 @@ def run(
         data_dir=data_dir and str(data_dir),
         objects=objects,
         registry=registry,
-        **{"mqtt.broker": broker, "metrics.listen": metrics},
+        **{
+            "mqtt.broker": broker,
+            "metrics.listen": metrics,
+            "cluster.url": cluster_url,
+            "mqtt.client_id": client_id,
+        },
     )
     logs.setup(config.log.level, config.log.format)
     # Both processes' counters go to files in a fresh directory, summed at each scrape

@@ -16,7 +16,7 @@ Status moves: active ⇄ suspended, either → revoked (final).
 from __future__ import annotations
 
 import re
-import sqlite3
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Literal
 
 from gateway.protocols.payloads import DEVICE_ID_PATTERN
 from gateway.protocols.terminal import RESERVED_DEVICE_IDS
-from gateway.store.db import connect, transaction
+from gateway.store.db import Database, connect, is_shared, transaction
 
 Status = Literal["active", "suspended", "revoked"]
 Role = Literal["gateway", "backend"]
@@ -66,6 +66,21 @@ MIGRATIONS = (
         issued_at   TEXT NOT NULL
     );
     CREATE INDEX certificates_device ON certificates(device_id)
+    """,
+)
+
+# The same tables in a cluster's PostgreSQL (schema `cgt`, gateway/store/postgres.py).
+POSTGRES_MIGRATIONS = (
+    MIGRATIONS[0]
+    + """;
+    CREATE TABLE certificates (
+        serial      text PRIMARY KEY,
+        device_id   text NOT NULL REFERENCES devices (device_id),
+        fingerprint text NOT NULL,
+        not_after   text NOT NULL,
+        issued_at   text NOT NULL
+    );
+    CREATE INDEX certificates_device ON certificates (device_id)
     """,
 )
 
@@ -118,9 +133,12 @@ def check_device_id(device_id: str) -> None:
 
 
 class DeviceRegistry:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn = connect(path, MIGRATIONS)
+    """In this machine's `devices.db` (a `Path`), or in a cluster's PostgreSQL connection,
+    where every instance's intake reads it."""
+
+    def __init__(self, store: Path | Database) -> None:
+        self.path = store if isinstance(store, Path) else None
+        self.conn: Database = connect(store, MIGRATIONS) if isinstance(store, Path) else store
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> DeviceRegistry:
@@ -134,14 +152,14 @@ class DeviceRegistry:
     def add(self, device_id: str, inspector_id: str, unit: str, credential_hash: str) -> Device:
         check_device_id(device_id)
         stamp = now()
-        try:
-            with transaction(self.conn):
-                self.conn.execute(
-                    "INSERT INTO devices (device_id, inspector_id, unit, status,"
-                    " credential_hash, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, ?, ?)",
-                    (device_id, inspector_id, unit, credential_hash, stamp, stamp),
-                )
-        except sqlite3.IntegrityError:
+        with transaction(self.conn):
+            added = self.conn.execute(
+                "INSERT INTO devices (device_id, inspector_id, unit, status,"
+                " credential_hash, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, ?, ?)"
+                " ON CONFLICT (device_id) DO NOTHING",
+                (device_id, inspector_id, unit, credential_hash, stamp, stamp),
+            ).rowcount
+        if not added:
             existing = self.get(device_id)
             status = existing.status if existing else "?"
             raise RegistryError(f"device {device_id} already exists ({status})") from None
@@ -157,7 +175,7 @@ class DeviceRegistry:
     def require(self, device_id: str) -> Device:
         device = self.get(device_id)
         if device is None:
-            raise RegistryError(f"no device {device_id} in {self.path}")
+            raise RegistryError(f"no device {device_id} in {self.where}")
         return device
 
     def devices(self, status: Status | None = None) -> list[Device]:
@@ -195,8 +213,27 @@ class DeviceRegistry:
     def statuses(self) -> dict[str, Status]:
         return dict(self.conn.execute("SELECT device_id, status FROM devices").fetchall())
 
-    def data_version(self) -> int:
-        """Changes when another connection committed (SQLite's `PRAGMA data_version`)."""
+    @property
+    def data_dir(self) -> Path:
+        """The data directory beside the registry's file (the CA lives there)."""
+        if self.path is None:
+            raise RegistryError("the CA lives in a data directory: run this with --data-dir")
+        return self.path.parent
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path is not None else "the cluster's device registry"
+
+    def data_version(self) -> Hashable:
+        """Changes when another connection committed a change: SQLite's `PRAGMA
+        data_version`; in PostgreSQL, a digest of every device's status (the times
+        have whole seconds, too coarse for a suspension undone within one)."""
+        if is_shared(self.conn):
+            (digest,) = self.conn.execute(
+                "SELECT md5(coalesce(string_agg(device_id || ':' || status, ','"
+                " ORDER BY device_id), '')) FROM devices"
+            ).fetchone()
+            return str(digest)
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def mark_seen(self, last_seen: dict[str, str]) -> None:

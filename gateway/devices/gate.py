@@ -15,14 +15,15 @@ taken. Revoked devices stay in the registry, so it never becomes empty again.
 
 from __future__ import annotations
 
-import sqlite3
 import time
+from collections.abc import Hashable
 from pathlib import Path
 
 from structlog.typing import FilteringBoundLogger
 
 from gateway.devices.device_registry import DeviceRegistry, Status
 from gateway.errors import Reason
+from gateway.store.db import Database
 
 REFRESH_S = 1.0  # how stale a status may be: a revoked device is refused within this
 SEEN_FLUSH_S = 10.0  # last-seen times are written this often, in one transaction
@@ -35,12 +36,16 @@ _REFUSALS: dict[Status | None, Reason] = {
 
 
 class DeviceGate:
-    def __init__(self, path: Path, log: FilteringBoundLogger) -> None:
-        self.path = path
+    """Reads this machine's `devices.db` (a `Path`), or a cluster's registry through a
+    PostgreSQL connection of its own: every instance polls it each second, so a device
+    suspended or revoked on one is refused by all within about a second."""
+
+    def __init__(self, source: Path | Database, log: FilteringBoundLogger) -> None:
+        self.source = source
         self.log = log
         self._registry: DeviceRegistry | None = None
         self._statuses: dict[str, Status] = {}
-        self._version: int | None = None
+        self._version: Hashable = None
         self._checked_at = float("-inf")
         self._seen: dict[str, str] = {}
         self._flushed_at = time.monotonic()
@@ -49,7 +54,7 @@ class DeviceGate:
         if not self.enforcing:
             self.log.warning(
                 "devices.open_mode",
-                registry=str(path),
+                registry=self.where,
                 detail="no device registered: every device id is taken; "
                 "`gateway devices add` turns the identity check on",
             )
@@ -70,8 +75,8 @@ class DeviceGate:
             if version == self._version and not force:
                 return
             statuses = registry.statuses()
-        except sqlite3.Error as error:  # keep the statuses we have; try again next second
-            self.log.warning("devices.unreadable", registry=str(self.path), error=str(error))
+        except Exception as error:  # noqa: BLE001 - any store's failure: keep the statuses, try next second
+            self.log.warning("devices.unreadable", registry=self.where, error=str(error))
             return
         self._version = version
         self._statuses = statuses
@@ -98,7 +103,7 @@ class DeviceGate:
             seen, self._seen = self._seen, {}
             try:
                 self._registry.mark_seen(seen)
-            except sqlite3.Error as error:  # a convenience for operators: never worth a batch
+            except Exception as error:  # noqa: BLE001 - a convenience for operators: never worth a batch
                 self.log.warning("devices.last_seen_failed", error=str(error))
 
     def close(self) -> None:
@@ -107,8 +112,12 @@ class DeviceGate:
             self._registry.close()
             self._registry = None
 
+    @property
+    def where(self) -> str:
+        return str(self.source) if isinstance(self.source, Path) else "cluster"
+
     def _open(self) -> DeviceRegistry | None:
         # Never creates the file: a gateway without devices leaves no empty registry behind.
-        if self._registry is None and self.path.exists():
-            self._registry = DeviceRegistry(self.path)
+        if self._registry is None and (not isinstance(self.source, Path) or self.source.exists()):
+            self._registry = DeviceRegistry(self.source)
         return self._registry

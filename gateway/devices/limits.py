@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from gateway.errors import Reason
 
@@ -106,14 +107,35 @@ class TokenBuckets:
             del self._buckets[key]
 
 
+class Buckets(Protocol):
+    """Token buckets: these in memory, or a cluster's in PostgreSQL
+    (`gateway.devices.shared_budgets`), which every instance spends from."""
+
+    def take(self, key: str, amount: float, now: float) -> bool: ...
+
+    def available(self, key: str, now: float) -> float: ...
+
+    def wait_s(self, key: str, amount: float, now: float) -> float: ...
+
+    def spending(self) -> AbstractContextManager[None]: ...
+
+
 class DeviceQuotas:
     """The intake's per-device budgets; ask before storing, and only for what is new."""
 
-    def __init__(self, limits: DeviceLimits, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limits: DeviceLimits,
+        clock: Callable[[], float] = time.monotonic,
+        buckets: Callable[[str, int, float], Buckets] | None = None,
+    ) -> None:
+        """`buckets(name, burst, period_s)` makes each budget's buckets (in memory unless
+        given); shared buckets keep wall-clock time, so give them `time.time`."""
         self.limits = limits
         self.clock = clock
-        self.reports = TokenBuckets(limits.reports_per_minute, 60.0)
-        self.media = TokenBuckets(limits.media_bytes_per_hour, 3600.0)
+        make = buckets or (lambda _name, burst, period_s: TokenBuckets(burst, period_s))
+        self.reports = make("reports", limits.reports_per_minute, 60.0)
+        self.media = make("media_bytes", limits.media_bytes_per_hour, 3600.0)
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -111,7 +111,7 @@ def write_crl(conf_dir: Path, ca: Issued, registry: DeviceRegistry) -> Path:
 def refresh_crl(conf_dir: Path, registry: DeviceRegistry) -> None:
     """Rewrite the revocation list if the broker has one (a client-certificate listener)."""
     if crl_path(conf_dir).exists():
-        write_crl(conf_dir, own_ca(registry.path.parent), registry)
+        write_crl(conf_dir, own_ca(registry.data_dir), registry)
 
 
 def write_device_cert(
@@ -119,7 +119,7 @@ def write_device_cert(
 ) -> list[Path]:
     """A terminal's certificate and key, and the CA it checks the broker with; recorded in
     the registry so that suspending or revoking the device revokes the certificate."""
-    ca = own_ca(registry.path.parent)
+    ca = own_ca(registry.data_dir)
     issued = issue_client(ca, device_id, days)
     cert_pem = issued.cert_pem
     registry.add_certificate(

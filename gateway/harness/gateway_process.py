@@ -35,6 +35,7 @@ class GatewayProcess:
     broker_url: str
     config: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)  # more of `gateway run`'s options
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,6 +49,7 @@ class GatewayProcess:
                    "--data-dir", str(self.data_dir)]  # fmt: skip
         if self.config is not None:
             command += ["--config", str(self.config)]
+        command += self.args
         before = len(self.log_lines())
         env = os.environ | self.env
         with self.log_path.open("ab") as log:

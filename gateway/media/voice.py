@@ -111,7 +111,10 @@ def _transcode(container: Any, stream: Any, mismatch: bool, settings: VoiceSetti
         raise MediaError(Reason.VOICE_UNREADABLE, f"sample rate {rate_in} Hz")
     rate_out = NARROWBAND_HZ if 0 < rate_in <= NARROWBAND_HZ else WIDEBAND_HZ
     out = io.BytesIO()
-    output = av.open(out, "w", format="ogg")
+    # Bit-exact: the Ogg stream's serial number is otherwise random, so the same note made
+    # twice (a cluster instance taking over a dead one's batch) would differ in its bytes
+    # and its SHA-256 from what the report already names.
+    output = av.open(out, "w", format="ogg", options={"fflags": "+bitexact"})
     encoder = output.add_stream(
         "libopus",
         rate=rate_out,

@@ -9,6 +9,7 @@ bounded in bytes: when it is full the network thread waits, the broker stops sen
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import deque
@@ -19,8 +20,12 @@ from structlog.typing import FilteringBoundLogger
 from gateway.protocols.payloads import WireLimits
 from gateway.protocols.terminal import decode_uplink
 from gateway.runtime.intake import Arrived, Downlink, Intake
+from gateway.store.db import is_conflict
 from gateway.store.settings import StoreSettings
 from gateway.transports.mqtt import MqttLink, Received
+
+# A batch rolled back this many times in a row for conflicts is treated as any failure.
+MAX_CONFLICT_RETRIES = 20
 
 
 class CommitLoop:
@@ -90,10 +95,18 @@ class CommitLoop:
         Nothing is acknowledged meanwhile: the broker holds the rest, the queue fills, the
         network thread waits, and intake resumes where it stopped once the store is back."""
         pause = 0.5
+        conflicts = 0
         while True:
             try:
                 return self.intake.apply(arrived)
-            except Exception:
+            except Exception as error:
+                if is_conflict(error) and conflicts < MAX_CONFLICT_RETRIES:
+                    # Another instance's batch touched the same rows (a shared inbox):
+                    # the server chose ours to roll back. Nothing was acknowledged: again.
+                    conflicts += 1
+                    self.log.info("intake.commit_conflict", error=str(error), attempt=conflicts)
+                    time.sleep(random.uniform(0.001, 0.02))  # noqa: S311 - jitter
+                    continue
                 self.log.exception("intake.commit_failed", messages=len(arrived), retry_in_s=pause)
                 time.sleep(pause)
                 pause = min(pause * 2, 30.0)

@@ -43,6 +43,7 @@ from gateway.protocols.payloads import ReasonBody
 from gateway.runtime.rejections import report_rejected
 from gateway.sinks.ports import ObjectStore, Publisher, Registry, TaskUnknown
 from gateway.store.outbox import Due
+from gateway.store.spool import Spool
 
 # Object stores reward parallel writes (S3 requests overlap, local syscalls release the
 # GIL); this many objects of one batch are in flight at once.
@@ -76,7 +77,7 @@ class StepOutcome:
 class Deliveries:
     def __init__(
         self,
-        spool_path: Callable[[str, str], Path],
+        spool: Spool,
         media: MediaRunner,
         media_settings: tuple[PhotoSettings, VoiceSettings],
         registry: Registry,
@@ -85,7 +86,7 @@ class Deliveries:
         publish_timeout_s: float,
         log: FilteringBoundLogger,
     ) -> None:
-        self.spool_path = spool_path
+        self.spool = spool
         self.media = media
         self.photo_settings, self.voice_settings = media_settings
         self.registry = registry
@@ -139,13 +140,14 @@ class Deliveries:
                 media_id=media.media_id,
                 kind=media.kind,
                 mime=media.mime,
-                source=self.spool_path(item.device_id, media.media_id),
+                source=self.spool.path(item.device_id, media.media_id),
                 photo=self.photo_settings,
                 voice=self.voice_settings,
             )
             for item in due
             for media in reports[item.report_id].media
         ]
+        self.spool.fetch([job.source for job in batch])  # assembled by another instance?
         results = {result.media_id: result for result in self.media.run(batch)}
         outcome = StepOutcome(Step.MEDIA)
         for item in due:
@@ -171,6 +173,13 @@ class Deliveries:
                 made = sum(file.bytes for file in result.files)
                 metrics.MEDIA_BYTES_OUT.labels(media.kind).inc(made)
             else:
+                self.spool.keep(
+                    [
+                        derivative_path(self.spool.path(item.device_id, media_id), file.name)
+                        for media_id, result in derived.items()
+                        for file in result.files
+                    ]
+                )
                 outcome.results.append(Derived(item.report_id, with_derivatives(report, derived)))
         return outcome
 
@@ -178,7 +187,7 @@ class Deliveries:
         """Every spool file of a report: originals and whatever derivatives exist."""
         paths = []
         for media in report.media:
-            original = self.spool_path(item.device_id, media.media_id)
+            original = self.spool.path(item.device_id, media.media_id)
             paths.append(original)
             paths.extend(derivative_path(original, name) for name in DERIVATIVE_NAMES)
         return paths
@@ -248,10 +257,11 @@ class Deliveries:
         report = item.report()
         spooled = []
         for media in report.media:
-            path = self.spool_path(item.device_id, media.media_id)
+            path = self.spool.path(item.device_id, media.media_id)
             files = [(media.original.key, path, media.original.sha256, media.mime)] + [
                 (d.key, derivative_path(path, d.name), d.sha256, d.mime) for d in media.derivatives
             ]
+            self.spool.fetch([file for _, file, _, _ in files])
             for key, file, sha256, mime in files:
                 if not file.exists():
                     raise PermanentSinkError(f"spool file {file.name} is gone")

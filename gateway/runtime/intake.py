@@ -84,6 +84,7 @@ class Intake:
             self.gate.refresh()
         spending = self.quotas.batch() if self.quotas is not None else nullcontext()
         with spending, self.inbox.batch():
+            self.inbox.lock_uploads(_uploads(batch))
             for arrived in batch:
                 downlinks.extend(self._apply(arrived.event, arrived.received_at))
         return downlinks
@@ -271,6 +272,18 @@ def _refused_device(event: UplinkEvent, reason: Reason) -> UplinkRejected:
         topic = f"{terminal.PREFIX}/{event.device_id}/{kind}"
         return UplinkRejected(topic, reason, text, event.device_id)
     return event
+
+
+def _uploads(batch: Sequence[Arrived]) -> list[tuple[str, str]]:
+    """The (device, media id) uploads a batch's chunks and reports touch."""
+    uploads = []
+    for arrived in batch:
+        event = arrived.event
+        if isinstance(event, ChunkReceived):
+            uploads.append((event.device_id, event.media_id))
+        elif isinstance(event, ReportReceived):
+            uploads.extend((event.device_id, m.media_id.lower()) for m in event.envelope.media)
+    return uploads
 
 
 def _point(fix: Fix) -> tuple[str | None, float, float, float | None]:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,6 +31,9 @@ from gateway.store.db import read_only
 from gateway.store.levels import StoreLevels
 from gateway.store.outbox import READY_CURSOR, depths
 
+if TYPE_CHECKING:
+    from gateway.store.cluster import ClusterProbe
+
 
 @dataclass(frozen=True, slots=True)
 class Probes:
@@ -41,6 +45,8 @@ class Probes:
     inbox: Path
     outbox: Path
     spool: Path
+    # In a cluster the stores are shared: their depths come from PostgreSQL.
+    cluster: ClusterProbe | None = None
 
 
 def _writable_db(path: Path) -> bool:
@@ -72,13 +78,14 @@ def _writable_dir(directory: Path) -> bool:
 
 
 def health(probes: Probes) -> dict[str, bool]:
-    return {
-        "broker": probes.broker_connected(),
-        "pipeline": probes.pipeline_alive(),
-        "inbox": _writable_db(probes.inbox),
-        "outbox": _writable_db(probes.outbox),
-        "spool": _writable_dir(probes.spool),
-    }
+    checks = {"broker": probes.broker_connected(), "pipeline": probes.pipeline_alive()}
+    if probes.cluster is not None:
+        checks["database"] = probes.cluster.reachable()
+    else:
+        checks["inbox"] = _writable_db(probes.inbox)
+        checks["outbox"] = _writable_db(probes.outbox)
+    checks["spool"] = _writable_dir(probes.spool)
+    return checks
 
 
 class StoreCollector(Collector):
@@ -97,19 +104,20 @@ class StoreCollector(Collector):
         yield _gauge(
             "cgt_pipeline_up", "1 while the pipeline process runs.", float(probes.pipeline_alive())
         )
-        with read_only(probes.inbox) as conn:
-            waiting, last_ready = conn.execute(
-                "SELECT (SELECT count(*) FROM reports WHERE missing > 0),"
-                " (SELECT coalesce(max(seq), 0) FROM ready)"
-            ).fetchone()
-        with read_only(probes.outbox) as conn:
-            cursor = conn.execute("SELECT value FROM cursors WHERE name = ?", (READY_CURSOR,))
-            taken = (cursor.fetchone() or (0,))[0]
-            per_sink = depths(conn)
+        if probes.cluster is not None:
+            shared = probes.cluster.depths()
+            ready, waiting, per_sink = shared.ready, shared.uploads_waiting, shared.per_sink
+            yield _gauge(
+                "cgt_cluster_instances",
+                "Instances of the cluster with a heartbeat in the last 15 s.",
+                shared.live_instances,
+            )
+        else:
+            ready, waiting, per_sink = _local_depths(probes)
         yield _gauge(
             "cgt_inbox_depth",
-            "Complete reports not yet taken by the pipeline.",
-            max(0, last_ready - taken),
+            "Complete reports not yet taken by the pipeline (in a cluster: by any instance).",
+            ready,
         )
         yield _gauge(
             "cgt_inbox_uploads_waiting", "Reports still waiting for media chunks.", waiting
@@ -148,6 +156,21 @@ class StoreCollector(Collector):
         refusing.add_metric(["media"], float(levels.media_refusal is not None))
         refusing.add_metric(["reports"], float(levels.report_refusal is not None))
         yield refusing
+
+
+def _local_depths(probes: Probes) -> tuple[int, int, dict[str, tuple[int, float, int]]]:
+    """Ready reports not yet taken, uploads waiting, and each sink's depths, from this
+    machine's SQLite files."""
+    with read_only(probes.inbox) as conn:
+        waiting, last_ready = conn.execute(
+            "SELECT (SELECT count(*) FROM reports WHERE missing > 0),"
+            " (SELECT coalesce(max(seq), 0) FROM ready)"
+        ).fetchone()
+    with read_only(probes.outbox) as conn:
+        cursor = conn.execute("SELECT value FROM cursors WHERE name = ?", (READY_CURSOR,))
+        taken = (cursor.fetchone() or (0,))[0]
+        per_sink = depths(conn)
+    return max(0, last_ready - taken), waiting, per_sink
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

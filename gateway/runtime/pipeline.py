@@ -32,7 +32,7 @@ from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile
 from gateway.normalize.model import Location
 from gateway.normalize.report import Arrival, normalize
-from gateway.paths import PathEscape, child
+from gateway.paths import PathEscape
 from gateway.protocols.gnss import GnssFix
 from gateway.protocols.payloads import ReportEnvelope, WireLimits
 from gateway.runtime.deliveries import Deliveries, StepOutcome
@@ -41,6 +41,7 @@ from gateway.sinks.ports import ObjectStore, Publisher, Registry
 from gateway.store.db import transaction
 from gateway.store.inbox import Inbox, ReadyReport
 from gateway.store.outbox import READY_CURSOR, Backoff, Outbox
+from gateway.store.spool import Spool
 
 # Reports in the inbox were checked against the limits of their day; re-reading them
 # must not refuse what was accepted then, whatever the limits are now.
@@ -69,11 +70,14 @@ class PipelineTuning:
 
 
 class Pipeline:
+    """Over an inbox and outbox on this machine (SQLite) or a cluster's (PostgreSQL, where
+    the two share this thread's connection, so a round is one transaction)."""
+
     def __init__(
         self,
-        inbox_path: Path,
-        outbox_path: Path,
-        spool: Path,
+        inbox: Inbox,
+        outbox: Outbox,
+        spool: Spool,
         media: MediaRunner,
         registry: Registry,
         objects: ObjectStore,
@@ -84,20 +88,18 @@ class Pipeline:
         settings: PipelineTuning,
         log: FilteringBoundLogger,
     ) -> None:
-        self.inbox_path = inbox_path
-        self.outbox_path = outbox_path
         self.spool = spool
         self.profile = profile
         self.window = window
         self.geo = geo
         self.settings = settings
         self.log = log
-        self.inbox = Inbox(inbox_path)
-        self.outbox = Outbox(outbox_path)
+        self.inbox = inbox
+        self.outbox = outbox
         self._next_housekeeping = 0.0
         self._failing: set[str] = set()  # sinks whose last batch failed
         self.deliveries = Deliveries(
-            self.spool_path,
+            spool,
             media,
             (settings.photo, settings.voice),
             registry,
@@ -114,6 +116,10 @@ class Pipeline:
         workers = {step: ThreadPoolExecutor(1, thread_name_prefix=f"sink-{step}") for step in STEPS}
         in_flight: dict[Step, Future[StepOutcome]] = {}
         wake = threading.Event()
+        if self.outbox.shared:
+            released = self.outbox.release()
+            if released:
+                self.log.info("deliveries.leases_released", deliveries=released)
         while not stop.is_set():
             wake.clear()
             try:
@@ -197,17 +203,29 @@ class Pipeline:
                 "sink.dead_letter", sink=step, report_id=letter.report_id, error=letter.error
             )
 
-    @staticmethod
-    def _unspool(paths: list[Path]) -> None:
-        for path in paths:
-            path.unlink(missing_ok=True)
+    def _unspool(self, paths: list[Path]) -> None:
+        try:
+            self.spool.discard(paths)
+        except Exception:  # a leftover in the shared spool costs space, never a report
+            self.log.exception("spool.discard_failed", files=len(paths))
 
     # ---- ready reports: assemble, normalize, record ------------------------------------------
 
     def _ready_stage(self) -> int:
         self._housekeeping()
-        cursor = self.outbox.cursor(READY_CURSOR)
-        ready = self.inbox.ready_after(cursor, self.settings.batch)
+        with transaction(self.outbox.conn):
+            return self._verdicts()
+
+    def _verdicts(self) -> int:
+        """Verdicts on the next ready reports. On this machine the pipeline reads the ready
+        queue by its cursor; in a cluster it claims them off the shared queue, in the same
+        transaction that records their verdicts."""
+        shared = self.inbox.shared
+        ready = (
+            self.inbox.claim_ready(self.settings.batch)
+            if shared
+            else self.inbox.ready_after(self.outbox.cursor(READY_CURSOR), self.settings.batch)
+        )
         if not ready:
             return 0
         started = time.monotonic()
@@ -218,7 +236,7 @@ class Pipeline:
             for report in ready
             if report.report_id not in decided and (verdict := self._process(report)) is not None
         ]
-        self.outbox.record(READY_CURSOR, ready[-1].seq, verdicts)
+        self.outbox.record(READY_CURSOR, None if shared else ready[-1].seq, verdicts)
         metrics.stage_done(
             "verdict",
             [datetime.fromisoformat(report.received_at).timestamp() for report in ready],
@@ -262,7 +280,7 @@ class Pipeline:
         assembled: list[tuple[str, str]] = []
         for manifest in envelope.media:
             media_id = manifest.media_id.lower()
-            target = self.spool_path(report.device_id, media_id)
+            target = self.spool.path(report.device_id, media_id)
             if target.exists() and target.stat().st_size == manifest.bytes:
                 continue  # assembled before a restart
             result = assemble(
@@ -275,10 +293,11 @@ class Pipeline:
             if isinstance(result, Mismatch):
                 self._upload_failed(report, media_id, result.detail)
                 return False
+            self.spool.keep([target])
             assembled.append((report.device_id, media_id))
             metrics.MEDIA_BYTES_IN.labels(manifest.kind).inc(manifest.bytes)
         # The files are durable; their chunks can go before the verdict is recorded, since a
-        # restart finds the files and skips assembly.
+        # restart finds the files and skips assembly (in a cluster both are one commit).
         self.inbox.drop_chunks(assembled)
         return True
 
@@ -294,7 +313,8 @@ class Pipeline:
         )
         if failures >= self.settings.media_max_failures:
             verdict = self._reject(report, Reason.MEDIA_CHECKSUM, detail)
-            self.outbox.record(READY_CURSOR, self.outbox.cursor(READY_CURSOR), [verdict])
+            cursor = None if self.outbox.shared else self.outbox.cursor(READY_CURSOR)
+            self.outbox.record(READY_CURSOR, cursor, [verdict])
         else:
             self.inbox.restart_upload(report.device_id, media_id)
 
@@ -307,9 +327,6 @@ class Pipeline:
             reason=reason,
             detail=detail,
         )
-
-    def spool_path(self, device_id: str, media_id: str) -> Path:
-        return child(self.spool, device_id, media_id)  # PathEscape past the wire grammar
 
     # ---- housekeeping ----------------------------------------------------------------------
 

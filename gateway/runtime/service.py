@@ -15,8 +15,9 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from structlog.typing import FilteringBoundLogger
 
@@ -24,7 +25,8 @@ from gateway import logs
 from gateway.config import GatewayConfig
 from gateway.devices.device_registry import FILE_NAME as DEVICES_FILE
 from gateway.devices.gate import DeviceGate
-from gateway.devices.limits import DeviceQuotas
+from gateway.devices.limits import Buckets, DeviceQuotas
+from gateway.errors import ConfigError
 from gateway.geo.places import load_locator
 from gateway.geo.report_location import Geo
 from gateway.media.pool import MediaPool
@@ -35,23 +37,35 @@ from gateway.runtime.intake import Intake
 from gateway.runtime.ops_http import OpsServer, Probes
 from gateway.runtime.pipeline import Pipeline, PipelineTuning
 from gateway.runtime.task_dispatch import TaskDispatcher
-from gateway.runtime.wiring import check_secrets, open_objects, open_registry
+from gateway.runtime.wiring import (
+    check_cluster,
+    check_secrets,
+    open_objects,
+    open_registry,
+    open_spool,
+    open_stores,
+    shared_connection,
+)
+from gateway.settings import redact_url
 from gateway.sinks.bus import MqttPublisher
 from gateway.sinks.ports import Publisher
-from gateway.store.inbox import Inbox
 from gateway.store.levels import StoreWatch
-from gateway.store.outbox import Backoff, Outbox
+from gateway.store.outbox import Backoff
 from gateway.transports.mqtt import MqttLink, Received
+
+if TYPE_CHECKING:
+    from gateway.store.cluster import InstanceClaim
 
 
 def build_pipeline(
     config: GatewayConfig, link: MqttLink, profile: CodeProfile, log: FilteringBoundLogger
 ) -> Pipeline:
     settings = config.pipeline
+    inbox, outbox = open_stores(config, "pipeline")
     return Pipeline(
-        inbox_path=config.inbox_path,
-        outbox_path=config.outbox_path,
-        spool=config.spool_dir,
+        inbox=inbox,
+        outbox=outbox,
+        spool=open_spool(config),
         media=MediaPool(config.media.workers, config.media.timeout_s, log),
         registry=open_registry(config, log),
         objects=open_objects(config),
@@ -138,11 +152,20 @@ class Gateway:
         self.profile = load_profile(config.codes_dir, config.codes.profile)
         load_locator(config.geo)
         check_secrets(config)
+        check_cluster(config)
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.inbox = Inbox(config.inbox_path)
-        self.outbox = Outbox(config.outbox_path)
+        self.claim = self._claim_instance_id()
+        self.inbox, self.outbox = open_stores(config, "intake")
+        clustered = config.cluster.url is not None
+        # In a cluster no instance keeps a broker session past its death: the broker would
+        # go on queueing that instance's share of the shared subscription for nobody
+        # (docs/cluster.md, "Broker sessions").
         self.link = MqttLink(
-            config.mqtt, log, subscriptions=UPLINK_SUBSCRIPTIONS, on_message=self._received
+            config.mqtt,
+            log,
+            subscriptions=UPLINK_SUBSCRIPTIONS,
+            on_message=self._received,
+            persistent=not clustered,
         )
         self.watch = StoreWatch(
             config.data_dir,
@@ -151,8 +174,13 @@ class Gateway:
             config.spool_dir,
             config.store.limits(),
             log,
+            shared=shared_connection(config, "watch") if clustered else None,
         )
-        self.gate = DeviceGate(config.data_dir / DEVICES_FILE, log)
+        # The intake's own connection serves its identity check and budgets too: they are
+        # asked on the same thread, inside its batches.
+        self.gate = DeviceGate(
+            self.inbox.conn if clustered else config.data_dir / DEVICES_FILE, log
+        )
         self.intake = CommitLoop(
             Intake(
                 self.inbox,
@@ -161,7 +189,7 @@ class Gateway:
                 log,
                 lambda: self.watch.levels,
                 self.gate,
-                DeviceQuotas(config.limits.device()),
+                self._quotas(),
             ),
             self.link,
             config.limits.wire(),
@@ -173,8 +201,38 @@ class Gateway:
         address = config.metrics.address()
         self.ops = None if address is None else OpsServer(address, self._probes(), log)
 
+    def _claim_instance_id(self) -> InstanceClaim | None:
+        """In a cluster, this instance's id (its MQTT client id), refused if taken."""
+        url = self.config.cluster.url
+        if url is None:
+            return None
+        from gateway.store.cluster import InstanceClaim, InstanceIdTaken  # noqa: PLC0415 - a cluster's
+
+        try:
+            return InstanceClaim(url, self.config.mqtt.client_id, self.log)
+        except InstanceIdTaken as error:
+            raise ConfigError([f"mqtt.client_id: {error}"]) from None
+
+    def _quotas(self) -> DeviceQuotas:
+        """Each device's budgets: in memory, or in a cluster shared by every instance."""
+        if self.config.cluster.url is None:
+            return DeviceQuotas(self.config.limits.device())
+        from gateway.devices.shared_budgets import SharedTokenBuckets  # noqa: PLC0415 - a cluster's
+
+        conn = self.inbox.conn
+
+        def shared(name: str, burst: int, period_s: float) -> Buckets:
+            return SharedTokenBuckets(conn, name, burst, period_s)
+
+        return DeviceQuotas(self.config.limits.device(), time.time, shared)
+
     def _probes(self) -> Probes:
         config = self.config
+        cluster = None
+        if config.cluster.url is not None:
+            from gateway.store.cluster import ClusterProbe  # noqa: PLC0415 - a cluster's
+
+            cluster = ClusterProbe(config.cluster.url, config.mqtt.client_id)
         return Probes(
             broker_connected=lambda: self.link.connected,
             pipeline_alive=self.pipeline_alive,
@@ -182,6 +240,7 @@ class Gateway:
             inbox=config.inbox_path,
             outbox=config.outbox_path,
             spool=config.spool_dir,
+            cluster=cluster,
         )
 
     def _received(self, message: Received) -> None:
@@ -215,6 +274,7 @@ class Gateway:
             ca_file=str(tls.ca_file) if (tls := self.config.mqtt.tls) and tls.ca_file else None,
             data_dir=str(self.config.data_dir),
             pipeline=self.config.pipeline.mode,
+            cluster=redact_url(self.config.cluster.url) if self.config.cluster.url else None,
         )
 
     def stop(self) -> None:
@@ -233,6 +293,8 @@ class Gateway:
         self.gate.close()
         self.inbox.close()
         self.outbox.close()
+        if self.claim is not None:
+            self.claim.close()
         self.log.info("gateway.stopped", committed=self.intake.committed)
 
     def pipeline_alive(self) -> bool:

@@ -83,7 +83,8 @@ class TaskDispatcher:
         """One round; returns how many tasks were sent. Failures are logged and retried at
         the next round: the registry keeps the tasks unsent meanwhile."""
         try:
-            due = self.book.unsent_tasks(self.batch)
+            # Held for long enough to publish and mark them, with room to spare.
+            due = self.book.claim_unsent(self.batch, max(30.0, 4 * self.publish_timeout_s))
             sent = publish_tasks(self.book, self.publisher, due, self.publish_timeout_s, self.log)
         except SinkError as error:
             self.log.warning("task.dispatch_failed", error=str(error))

@@ -6,12 +6,21 @@ the config chooses them: a laptop gateway on the embedded defaults never loads t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from structlog.typing import FilteringBoundLogger
 
 from gateway.config import GatewayConfig
+from gateway.errors import ConfigError, SinkError
 from gateway.sinks.case_registry_sqlite import SqliteRegistry
 from gateway.sinks.objects_local import LocalObjectStore
 from gateway.sinks.ports import CaseRegistry, ObjectStore
+from gateway.store.inbox import Inbox
+from gateway.store.outbox import Outbox
+from gateway.store.spool import LocalSpool, SharedSpool, Spool
+
+if TYPE_CHECKING:
+    from gateway.store.postgres import PgConnection
 
 
 def check_secrets(config: GatewayConfig) -> None:
@@ -37,3 +46,58 @@ def open_registry(config: GatewayConfig, log: FilteringBoundLogger) -> CaseRegis
 
         return PostgresRegistry(config.registry, config.postgres, config.timezone, log)
     return SqliteRegistry(config.registry_path, config.timezone, log)
+
+
+def check_cluster(config: GatewayConfig) -> None:
+    """A cluster's shared stores are there and usable (raises ConfigError saying what to do):
+    PostgreSQL reachable with its schema current, the S3 bucket present."""
+    if config.cluster.url is None:
+        return
+    from gateway.sinks.objects_s3 import S3ObjectStore  # noqa: PLC0415 - a cluster's backends
+    from gateway.store.postgres import SchemaError, check  # noqa: PLC0415
+
+    problems = []
+    try:
+        check(config.cluster.url)
+    except SchemaError as error:
+        problems.append(str(error))
+    assert config.objects is not None  # noqa: S101 - the config's own check: s3:// in a cluster
+    store = S3ObjectStore(config.objects, config.s3)
+    try:
+        if not store.bucket_exists():
+            problems.append(f"objects: bucket of {config.objects} not found (or not ours)")
+    except SinkError as error:
+        problems.append(f"objects: {config.objects} is not reachable: {error}")
+    finally:
+        store.close()
+    if problems:
+        raise ConfigError(problems)
+
+
+def open_stores(config: GatewayConfig, role: str) -> tuple[Inbox, Outbox]:
+    """The inbox and outbox: this machine's SQLite files, or, in a cluster, both on one
+    PostgreSQL connection of `role`'s own (so one transaction can span them)."""
+    if config.cluster.url is None:
+        return Inbox(config.inbox_path), Outbox(config.outbox_path)
+    conn = shared_connection(config, role)
+    return Inbox(conn), Outbox(conn, owner=config.mqtt.client_id, lease_s=config.cluster.lease_s)
+
+
+def shared_connection(config: GatewayConfig, role: str) -> PgConnection:
+    from gateway.store.postgres import PgConnection  # noqa: PLC0415 - a cluster's backend
+
+    assert config.cluster.url is not None  # noqa: S101 - callers ask only in a cluster
+    return PgConnection(
+        config.cluster.url,
+        name=f"{config.mqtt.client_id}-{role}",
+        connect_timeout_s=config.cluster.connect_timeout_s,
+    )
+
+
+def open_spool(config: GatewayConfig) -> Spool:
+    """The media spool: a local directory, which a cluster keeps in S3 as well."""
+    if config.cluster.url is None or config.objects is None:
+        return LocalSpool(config.spool_dir)
+    from gateway.sinks.objects_s3 import S3ObjectStore  # noqa: PLC0415 - a cluster's backend
+
+    return SharedSpool(config.spool_dir, S3ObjectStore(config.objects, config.s3))

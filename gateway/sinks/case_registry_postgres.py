@@ -301,6 +301,23 @@ class PostgresRegistry:
         )
         return readable(rows, self.log)
 
+    def claim_unsent(self, limit: int, lease_s: float) -> list[TaskRecord]:
+        """Unsent tasks for this gateway alone: each is held back from the others for
+        `lease_s` (its `publish_after` moved on), so gateways sharing the registry send
+        each task once; one that dies before its PUBACK leaves the task to the others
+        when the lease runs out."""
+        rows = self._query(
+            "WITH claimed AS (UPDATE tasks SET publish_after = now() + make_interval(secs => %s)"  # noqa: S608 - constants
+            " WHERE task_id IN (SELECT task_id FROM tasks WHERE sent_at IS NULL"
+            " AND (publish_after IS NULL OR publish_after <= now()) ORDER BY created_at"
+            " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING task_id)"
+            f" {TASK_SELECT} WHERE t.task_id IN (SELECT task_id FROM claimed)"
+            " ORDER BY t.created_at",
+            (lease_s, limit),
+            "claiming unsent tasks",
+        )
+        return readable(rows, self.log)
+
     def mark_sent(self, task_ids: Sequence[str]) -> None:
         self._query(
             "UPDATE tasks SET sent_at = now() WHERE task_id = ANY(%s::uuid[]) AND sent_at IS NULL",

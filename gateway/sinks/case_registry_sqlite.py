@@ -194,6 +194,10 @@ class SqliteRegistry:
         ).fetchall()
         return readable(rows, self.log)
 
+    def claim_unsent(self, limit: int, lease_s: float) -> list[TaskRecord]:
+        """One gateway on this registry: its unsent tasks are its own."""
+        return self.unsent_tasks(limit)
+
     def mark_sent(self, task_ids: Sequence[str]) -> None:
         with transaction(self.conn):
             self.conn.executemany(

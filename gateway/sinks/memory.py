@@ -72,6 +72,9 @@ class MemoryRegistry:
         ]
         return due[:limit]
 
+    def claim_unsent(self, limit: int, lease_s: float) -> list[TaskRecord]:
+        return self.unsent_tasks(limit)
+
     def mark_sent(self, task_ids: Sequence[str]) -> None:
         for task_id in task_ids:
             record = self.issued[task_id.lower()]

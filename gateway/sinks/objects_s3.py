@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from gateway.errors import PermanentSinkError, RetryableSinkError, SinkError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
     from gateway.sinks.settings import S3Settings
 
@@ -167,6 +169,50 @@ class S3ObjectStore:
             )
         except (ClientError, BotoCoreError) as error:
             raise sink_error(error, f"putting {full}") from error
+
+    def get_file(self, key: str, path: Path) -> bool:
+        """Download `key` to `path` (whole, or not at all); False if there is no such key."""
+        full = self.key_of(key)
+        partial = path.with_name(path.name + ".part")
+        try:
+            self.client.download_file(self.bucket, full, str(partial), Config=self.transfer)
+        except ClientError as error:
+            partial.unlink(missing_ok=True)
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404 or error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return False
+            raise sink_error(error, f"getting {full}") from error
+        except BotoCoreError as error:
+            partial.unlink(missing_ok=True)
+            raise sink_error(error, f"getting {full}") from error
+        partial.replace(path)
+        return True
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Delete keys, a thousand a request (S3's limit); missing ones are no error."""
+        for start in range(0, len(keys), 1000):
+            batch: list[ObjectIdentifierTypeDef] = [
+                {"Key": self.key_of(key)} for key in keys[start : start + 1000]
+            ]
+            try:
+                self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise sink_error(error, f"deleting {len(batch)} objects") from error
+
+    def bucket_exists(self) -> bool:
+        """Whether the bucket is there and ours to use (a HEAD on it)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (403, 404):
+                return False
+            raise sink_error(error, f"checking bucket {self.bucket}") from error
+        except BotoCoreError as error:
+            raise sink_error(error, f"checking bucket {self.bucket}") from error
+        return True
 
     def _present(self, key: str, size: int) -> bool:
         """Whether `key` holds an object of `size` bytes already (a HEAD, nothing read)."""

@@ -58,6 +58,10 @@ class TaskBook(Protocol):
         """Tasks not yet published (and not held), oldest first."""
         ...
 
+    def claim_unsent(self, limit: int, lease_s: float) -> list[TaskRecord]:
+        """Unsent tasks, held back from other gateways sharing the registry for `lease_s`."""
+        ...
+
     def mark_sent(self, task_ids: Sequence[str]) -> None: ...
 
     def tasks(

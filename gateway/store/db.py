@@ -6,6 +6,10 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from gateway.store.postgres import PgConnection
 
 # Long enough to ride out the other process's batch commit (a few ms), short enough that a
 # stuck writer shows up as an error instead of a silent stall.
@@ -53,12 +57,63 @@ def _statements(script: str) -> Iterator[str]:
         yield statement
 
 
+class Rows(Protocol):
+    """What a statement returns, from SQLite or psycopg alike."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Database(Protocol):
+    """A store's connection: SQLite's own, or `gateway.store.postgres.PgConnection`."""
+
+    def execute(self, statement: str, params: Sequence[Any] = ..., /) -> Rows: ...
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]], /) -> Any: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def sqlite_file(path: Path | None) -> Path:
+    """The SQLite file behind a store, which a cluster's store (path None) has not."""
+    if path is None:
+        raise ValueError("a cluster's store has no SQLite file")
+    return path
+
+
+def is_conflict(error: BaseException) -> bool:
+    """Whether a shared store rolled a transaction back for a conflict with another
+    instance's (a deadlock, a serialization failure, a key taken meanwhile): trying
+    again at once is right. Named by SQLSTATE, so SQLite's errors never match."""
+    state = getattr(error, "sqlstate", None)
+    return isinstance(state, str) and state in ("40001", "40P01", "23505")
+
+
+def is_shared(conn: Database) -> bool:
+    """Whether the store is a cluster's (PostgreSQL) rather than this machine's (SQLite)."""
+    return not isinstance(conn, sqlite3.Connection)
+
+
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(conn: Database) -> Iterator[Database]:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
 
     Inside another `transaction` it joins the outer one, so callers can group several
     store operations into one commit (one fsync)."""
+    if not isinstance(conn, sqlite3.Connection):
+        pg: PgConnection = conn  # type: ignore[assignment]
+        with pg.transaction():
+            yield conn
+        return
     if conn.in_transaction:
         yield conn
         return

@@ -8,7 +8,6 @@ pipeline reads by cursor, so the two sides never wait on each other's state.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -20,7 +19,7 @@ from gateway.errors import Reason
 from gateway.lifecycle import Event, ReportState, transition
 from gateway.protocols.gnss import GnssFix
 from gateway.protocols.payloads import MediaManifest, ReportEnvelope
-from gateway.store.db import connect, transaction
+from gateway.store.db import Database, connect, is_shared, transaction
 
 MIGRATIONS = (
     """
@@ -98,6 +97,85 @@ MIGRATIONS = (
     """,
 )
 
+# The same tables in a cluster's PostgreSQL (schema `cgt`, gateway/store/postgres.py).
+POSTGRES_MIGRATIONS = (
+    """
+    CREATE TABLE reports (
+        report_id   text PRIMARY KEY,
+        device_id   text NOT NULL,
+        received_at text NOT NULL,
+        payload     bytea NOT NULL,
+        missing     integer NOT NULL,
+        updated_at  double precision NOT NULL
+    );
+    CREATE INDEX reports_waiting ON reports (updated_at) WHERE missing > 0;
+    CREATE INDEX reports_device_waiting ON reports (device_id) WHERE missing > 0;
+    CREATE TABLE media (
+        device_id   text NOT NULL,
+        media_id    text NOT NULL,
+        report_id   text NOT NULL REFERENCES reports (report_id) ON DELETE CASCADE,
+        chunk_count integer NOT NULL,
+        chunk_bytes integer NOT NULL,
+        bytes       bigint NOT NULL,
+        received    integer NOT NULL,
+        PRIMARY KEY (device_id, media_id)
+    );
+    CREATE INDEX media_report ON media (report_id);
+    CREATE TABLE chunks (
+        device_id   text NOT NULL,
+        media_id    text NOT NULL,
+        seq         integer NOT NULL,
+        data        bytea NOT NULL,
+        received_at double precision NOT NULL,
+        PRIMARY KEY (device_id, media_id, seq)
+    );
+    CREATE INDEX chunks_age ON chunks (received_at);
+    CREATE TABLE ready (
+        seq       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        report_id text NOT NULL
+    );
+    CREATE TABLE device_status (
+        device_id   text PRIMARY KEY,
+        online      boolean NOT NULL,
+        battery_pct double precision,
+        firmware    text,
+        signal_dbm  integer,
+        updated_at  text NOT NULL
+    );
+    CREATE TABLE track (
+        device_id   text NOT NULL,
+        time        text,
+        lat         double precision NOT NULL,
+        lon         double precision NOT NULL,
+        accuracy_m  double precision,
+        received_at text NOT NULL
+    );
+    CREATE INDEX track_device ON track (device_id, time);
+    CREATE TABLE device_spool (
+        device_id text PRIMARY KEY,
+        bytes     bigint NOT NULL
+    );
+    CREATE FUNCTION chunks_spooled() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = cgt AS $$
+    BEGIN
+        INSERT INTO device_spool (device_id, bytes) VALUES (NEW.device_id, length(NEW.data))
+            ON CONFLICT (device_id) DO UPDATE SET bytes = device_spool.bytes + excluded.bytes;
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION chunks_unspooled() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = cgt AS $$
+    BEGIN
+        UPDATE device_spool SET bytes = bytes - length(OLD.data) WHERE device_id = OLD.device_id;
+        DELETE FROM device_spool WHERE device_id = OLD.device_id AND bytes <= 0;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER chunks_spooled AFTER INSERT ON chunks
+        FOR EACH ROW EXECUTE FUNCTION chunks_spooled();
+    CREATE TRIGGER chunks_unspooled AFTER DELETE ON chunks
+        FOR EACH ROW EXECUTE FUNCTION chunks_unspooled();
+    """,
+)
+
 
 # ---- results of intake operations ------------------------------------------------------
 
@@ -157,16 +235,34 @@ Admit = Callable[[str, int], InboxRefusal | None]
 
 
 class Inbox:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn = connect(path, MIGRATIONS)
+    """On this machine's SQLite file (a `Path`), or on a cluster's PostgreSQL connection
+    (`gateway.store.postgres.PgConnection`, schema migrated by `gateway db upgrade`)."""
+
+    def __init__(self, store: Path | Database) -> None:
+        self.path = store if isinstance(store, Path) else None
+        self.conn: Database = connect(store, MIGRATIONS) if isinstance(store, Path) else store
+        # Several instances write a shared inbox at once: see `lock_uploads`.
+        self.shared = is_shared(self.conn)
 
     def close(self) -> None:
         self.conn.close()
 
-    def batch(self) -> AbstractContextManager[sqlite3.Connection]:
+    def batch(self) -> AbstractContextManager[Database]:
         """One transaction around a batch of intake operations; commit is the durability point."""
         return transaction(self.conn)
+
+    def lock_uploads(self, uploads: list[tuple[str, str]]) -> None:
+        """In a shared inbox, hold the (device, media id) uploads a batch touches until it
+        commits. A chunk that reaches one instance while its report reaches another would
+        otherwise be stored as an orphan that the manifest never counts. Taken in one
+        order by everyone, so two batches never wait on each other in a circle. SQLite has
+        one writer: nothing to do."""
+        if not self.shared:
+            return
+        for device_id, media_id in sorted(set(uploads)):
+            self.conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (f"{device_id}/{media_id}",)
+            )
 
     # ---- intake (call inside `batch()`) -------------------------------------------------
 
@@ -197,11 +293,16 @@ class Inbox:
                     Reason.MEDIA_ID_IN_USE, f"media {manifest.media_id} is in another report"
                 )
         now = time.time()
-        self.conn.execute(
+        inserted = self.conn.execute(
             "INSERT INTO reports (report_id, device_id, received_at, payload, missing, updated_at)"
-            " VALUES (?, ?, ?, ?, 0, ?)",
+            " VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (report_id) DO NOTHING",
             (report_id, device_id, received_at, payload, now),
-        )
+        ).rowcount
+        if not inserted:  # another instance took it meanwhile (a shared inbox)
+            (known,) = self.conn.execute(
+                "SELECT device_id FROM reports WHERE report_id = ?", (report_id,)
+            ).fetchone()
+            return Known(known, self.missing_chunks(report_id))
         missing_total = 0
         for manifest in envelope.media:
             missing_total += self._add_media(device_id, report_id, manifest)
@@ -315,8 +416,8 @@ class Inbox:
             if refused is not None:
                 return refused
         cursor = self.conn.execute(
-            "INSERT OR IGNORE INTO chunks (device_id, media_id, seq, data, received_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO chunks (device_id, media_id, seq, data, received_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (device_id, media_id, seq, data, now),
         )
         return None if cursor.rowcount else ChunkIgnored()
@@ -401,6 +502,22 @@ class Inbox:
             (cursor, limit),
         ).fetchall()
         return [ReadyReport(*row) for row in rows]
+
+    def claim_ready(self, limit: int) -> list[ReadyReport]:
+        """A shared inbox's ready reports for this instance alone: taken off the queue in the
+        caller's transaction, skipping those another instance holds. Should this instance
+        die before it commits, they go back on the queue for the others."""
+        if not self.conn.in_transaction:
+            raise RuntimeError("claim_ready needs the caller's transaction")
+        rows = self.conn.execute(
+            "SELECT ready.seq, reports.report_id, reports.device_id, reports.received_at,"
+            " reports.payload FROM ready JOIN reports USING (report_id)"
+            " ORDER BY ready.seq LIMIT ? FOR UPDATE OF ready SKIP LOCKED",
+            (limit,),
+        ).fetchall()
+        claimed = [ReadyReport(*row) for row in rows]
+        self.conn.executemany("DELETE FROM ready WHERE seq = ?", [(r.seq,) for r in claimed])
+        return claimed
 
     def last_ready_seq(self) -> int:
         (seq,) = self.conn.execute("SELECT coalesce(max(seq), 0) FROM ready").fetchone()

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from structlog.typing import FilteringBoundLogger
 
-from gateway.store.db import read_only
+from gateway.store.db import Database, read_only
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +107,11 @@ class StoreWatch:
         limits: StoreLimits,
         log: FilteringBoundLogger,
         interval_s: float = 1.0,
+        shared: Database | None = None,
     ) -> None:
+        """`shared`: a cluster's connection (this thread's own), read instead of the files."""
         self.data_dir, self.inbox, self.outbox, self.spool = data_dir, inbox, outbox, spool
+        self.shared = shared
         self.limits = limits
         self.log = log
         self.interval_s = interval_s
@@ -117,14 +119,20 @@ class StoreWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="store-watch", daemon=True)
 
+    def _scalar(self, path: Path, query: str) -> int:
+        if self.shared is None:
+            return _scalar(path, query)
+        (value,) = self.shared.execute(query).fetchone()
+        return int(value or 0)
+
     def measure(self) -> StoreLevels:
-        chunk_bytes = _scalar(self.inbox, "SELECT sum(length(data)) FROM chunks")
+        chunk_bytes = self._scalar(self.inbox, "SELECT sum(length(data)) FROM chunks")
         # The busiest sink's pending deliveries: a report waits while any sink has it, and
         # this count reads only the pending-deliveries index.
-        waiting = _scalar(
+        waiting = self._scalar(
             self.outbox,
             "SELECT max(n) FROM (SELECT count(*) AS n FROM deliveries WHERE state = 'pending'"
-            " GROUP BY sink)",
+            " GROUP BY sink) AS per_sink",
         )
         free = shutil.disk_usage(self.data_dir).free
         levels = judge(chunk_bytes + _tree_bytes(self.spool), waiting, free, self.limits)
@@ -154,5 +162,5 @@ class StoreWatch:
         while not self._stop.wait(self.interval_s):
             try:
                 self.measure()
-            except (OSError, sqlite3.Error) as error:  # keep the last levels; say why
+            except Exception as error:  # noqa: BLE001 - any store's failure: keep the last levels
                 self.log.warning("store.measure_failed", error=str(error))

@@ -12,14 +12,11 @@ letter until an operator replays it (`revive`).
 from __future__ import annotations
 
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import orjson
 
 from gateway.errors import PermanentSinkError
 from gateway.lifecycle import (
@@ -42,7 +39,7 @@ from gateway.lifecycle import (
     transition,
 )
 from gateway.normalize.model import NormalizedReport
-from gateway.store.db import connect, transaction
+from gateway.store.db import Database, connect, is_shared, transaction
 
 # The pipeline's place in the inbox's ready queue.
 READY_CURSOR = "ready"
@@ -86,6 +83,57 @@ MIGRATIONS = (
     );
     CREATE INDEX deliveries_due ON deliveries(sink, next_at) WHERE state = 'pending';
     CREATE INDEX deliveries_dead ON deliveries(sink) WHERE state = 'dead'
+    """,
+    # Names that a cluster's single schema can hold beside the inbox's `reports`, and the
+    # instance holding a delivery's lease (gateway/store/postgres.py).
+    """
+    ALTER TABLE reports RENAME TO outcomes;
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT
+    """,
+)
+
+# The same tables in a cluster's PostgreSQL (schema `cgt`, gateway/store/postgres.py).
+POSTGRES_MIGRATIONS = (
+    """
+    CREATE TABLE cursors (
+        name  text PRIMARY KEY,
+        value bigint NOT NULL
+    );
+    CREATE TABLE outcomes (
+        report_id      text PRIMARY KEY,
+        device_id      text NOT NULL,
+        state          text NOT NULL
+                       CHECK (state IN ('deriving', 'normalized', 'registered', 'rejected')),
+        case_no        text,
+        reason_code    text,
+        reason_message text,
+        normalized     bytea,
+        updated_at     double precision NOT NULL
+    );
+    CREATE TABLE media_files (
+        device_id text NOT NULL,
+        media_id  text NOT NULL,
+        report_id text NOT NULL,
+        path      text,
+        failures  integer NOT NULL DEFAULT 0,
+        PRIMARY KEY (device_id, media_id)
+    );
+    CREATE INDEX media_files_report ON media_files (report_id);
+    CREATE TABLE deliveries (
+        report_id  text NOT NULL,
+        sink       text NOT NULL,
+        state      text NOT NULL CHECK (state IN ('pending', 'done', 'dead')),
+        attempts   integer NOT NULL DEFAULT 0,
+        next_at    double precision NOT NULL,
+        last_error text,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL,
+        claimed_by text,
+        PRIMARY KEY (report_id, sink)
+    );
+    CREATE INDEX deliveries_due ON deliveries (sink, next_at) WHERE state = 'pending';
+    CREATE INDEX deliveries_dead ON deliveries (sink) WHERE state = 'dead';
+    CREATE INDEX deliveries_claimed ON deliveries (claimed_by) WHERE claimed_by IS NOT NULL
     """,
 )
 
@@ -166,6 +214,13 @@ class Due:
         return STORED_REPORTS.decode(self.normalized)
 
 
+_DUE = (
+    "SELECT d.report_id, r.device_id, d.attempts, r.state, r.case_no, r.reason_code,"
+    " r.reason_message, r.normalized, d.created_at"
+    " FROM deliveries d JOIN outcomes r USING (report_id)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetterRow:
     report_id: str
@@ -187,10 +242,24 @@ class Backoff:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not secrecy
 
 
+def marks(count: int) -> str:
+    """`?, ?, ?` for an IN list of `count` values."""
+    return ", ".join("?" * count)
+
+
 class Outbox:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn = connect(path, MIGRATIONS)
+    """On this machine's SQLite file (a `Path`), or on a cluster's PostgreSQL connection,
+    where several instances take deliveries: each takes a batch with a lease (`due`), and
+    a batch whose instance died is taken again once its lease has run out."""
+
+    def __init__(
+        self, store: Path | Database, owner: str = "local", lease_s: float = 300.0
+    ) -> None:
+        self.path = store if isinstance(store, Path) else None
+        self.conn: Database = connect(store, MIGRATIONS) if isinstance(store, Path) else store
+        self.shared = is_shared(self.conn)
+        self.owner = owner  # this instance's id: whose leases these are
+        self.lease_s = lease_s
 
     def close(self) -> None:
         self.conn.close()
@@ -201,8 +270,9 @@ class Outbox:
         row = self.conn.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else 0
 
-    def record(self, cursor_name: str, cursor: int, verdicts: Sequence[Verdict]) -> None:
-        """Store verdicts on ready reports and move the cursor past them, in one transaction.
+    def record(self, cursor_name: str, cursor: int | None, verdicts: Sequence[Verdict]) -> None:
+        """Store verdicts on ready reports and move the cursor past them, in one transaction
+        (a shared outbox has no cursor: its ready reports are claimed off the queue).
 
         A verdict for a report already recorded (a report reprocessed after a restart, or
         re-made ready by a corrupt upload) leaves the earlier record as it is."""
@@ -215,12 +285,15 @@ class Outbox:
                 else:
                     reason, message, report = verdict.reason, verdict.message, None
                 inserted = self.conn.execute(
-                    "INSERT OR IGNORE INTO reports (report_id, device_id, state, reason_code,"
-                    " reason_message, normalized, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO outcomes (report_id, device_id, state, reason_code,"
+                    " reason_message, normalized, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     (verdict.report_id, verdict.device_id, moved.to, reason, message, report, now),
                 ).rowcount
                 if inserted:
                     self._schedule(verdict.report_id, moved.schedules, now)
+            if cursor is None:
+                return
             self.conn.execute(
                 "INSERT INTO cursors (name, value) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -229,23 +302,54 @@ class Outbox:
 
     def _schedule(self, report_id: str, sinks: Sequence[str], now: float) -> None:
         self.conn.executemany(
-            "INSERT OR IGNORE INTO deliveries (report_id, sink, state, next_at, created_at,"
-            " updated_at) VALUES (?, ?, 'pending', ?, ?, ?)",
+            "INSERT INTO deliveries (report_id, sink, state, next_at, created_at,"
+            " updated_at) VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT DO NOTHING",
             [(report_id, sink, now, now, now) for sink in sinks],
         )
 
     # ---- deliveries --------------------------------------------------------------------
 
     def due(self, sink: str, limit: int, now: float | None = None) -> list[Due]:
-        rows = self.conn.execute(
-            "SELECT d.report_id, r.device_id, d.attempts, r.state, r.case_no, r.reason_code,"
-            " r.reason_message, r.normalized, d.created_at"
-            " FROM deliveries d JOIN reports r USING (report_id)"
-            " WHERE d.sink = ? AND d.state = 'pending' AND d.next_at <= ?"
-            " ORDER BY d.next_at LIMIT ?",
-            (sink, time.time() if now is None else now, limit),
-        ).fetchall()
+        """The sink's next batch. A shared outbox leases it to this instance: it is due
+        for nobody else until `lease_s` has passed, or until `apply` settles it."""
+        now = time.time() if now is None else now
+        if not self.shared:  # one pipeline: what it has in hand, it knows
+            rows = self.conn.execute(
+                _DUE + " WHERE d.sink = ? AND d.state = 'pending' AND d.next_at <= ?"
+                " ORDER BY d.next_at LIMIT ?",
+                (sink, now, limit),
+            ).fetchall()
+            return [Due(*row) for row in rows]
+        with transaction(self.conn):
+            claimed = [
+                report_id
+                for (report_id,) in self.conn.execute(
+                    "UPDATE deliveries SET next_at = ?, claimed_by = ? WHERE sink = ?"
+                    " AND report_id IN (SELECT report_id FROM deliveries WHERE sink = ?"
+                    " AND state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?"
+                    " FOR UPDATE SKIP LOCKED) RETURNING report_id",
+                    (now + self.lease_s, self.owner, sink, sink, now, limit),
+                )
+            ]
+            if not claimed:
+                return []
+            rows = self.conn.execute(
+                _DUE + f" WHERE d.sink = ? AND d.report_id IN ({marks(len(claimed))})"
+                " ORDER BY d.created_at",
+                (sink, *claimed),
+            ).fetchall()
         return [Due(*row) for row in rows]
+
+    def release(self) -> int:
+        """Give back the leases this instance held when it last stopped (or died): its
+        restart takes them again at once instead of waiting for them to run out."""
+        now = time.time()
+        with transaction(self.conn):
+            return self.conn.execute(
+                "UPDATE deliveries SET next_at = ?, claimed_by = NULL"
+                " WHERE claimed_by = ? AND state = 'pending'",
+                (now, self.owner),
+            ).rowcount
 
     def apply(self, step: Step, results: Sequence[StepResult], backoff: Backoff) -> None:
         """A step's results, in one transaction: each delivery row still pending is done,
@@ -264,7 +368,8 @@ class Outbox:
             ]
             self.conn.executemany(
                 "UPDATE deliveries SET state = 'done', attempts = attempts + 1,"
-                " last_error = NULL, updated_at = ? WHERE report_id = ? AND sink = ?",
+                " last_error = NULL, claimed_by = NULL, updated_at = ?"
+                " WHERE report_id = ? AND sink = ?",
                 [(now, result.report_id, step) for result in done],
             )
             for result in done:
@@ -278,7 +383,7 @@ class Outbox:
                 next_at = now + backoff.delay(tried) if isinstance(result, Retry) else now
                 self.conn.execute(
                     "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ?,"
-                    " updated_at = ? WHERE report_id = ? AND sink = ?",
+                    " claimed_by = NULL, updated_at = ? WHERE report_id = ? AND sink = ?",
                     (
                         state.value,
                         tried + 1,
@@ -292,10 +397,18 @@ class Outbox:
 
     def _pending(self, step: Step, report_ids: Sequence[str]) -> dict[str, int]:
         """Those of the step's rows for `report_ids` still pending, with their attempts."""
+        if not report_ids:
+            return {}
+        query = (
+            "SELECT report_id, attempts FROM deliveries WHERE sink = ? AND state = 'pending'"  # noqa: S608 - only ?s
+            f" AND report_id IN ({marks(len(report_ids))})"
+        )
+        if not self.shared:
+            return dict(self.conn.execute(query, (step.value, *report_ids)).fetchall())
+        # Only what this instance still holds: a batch whose lease ran out while it was slow
+        # belongs to whoever took it over, and their results will be the ones recorded.
         rows = self.conn.execute(
-            "SELECT report_id, attempts FROM deliveries WHERE sink = ? AND state = 'pending'"
-            " AND report_id IN (SELECT value FROM json_each(?))",
-            (step.value, orjson.dumps(list(report_ids)).decode()),
+            query + " AND claimed_by = ?", (step.value, *report_ids, self.owner)
         )
         return dict(rows.fetchall())
 
@@ -311,7 +424,7 @@ class Outbox:
         )
         reason = (result.reason, result.message) if isinstance(result, Rejected) else (None, None)
         changed = self.conn.execute(
-            "UPDATE reports SET state = ?, case_no = coalesce(?, case_no),"
+            "UPDATE outcomes SET state = ?, case_no = coalesce(?, case_no),"
             " normalized = coalesce(?, normalized), reason_code = coalesce(?, reason_code),"
             " reason_message = coalesce(?, reason_message), updated_at = ?"
             " WHERE report_id = ? AND state = ?",
@@ -327,16 +440,18 @@ class Outbox:
         with transaction(self.conn):
             return self.conn.execute(
                 "UPDATE deliveries SET next_at = ? WHERE sink = ? AND state = 'pending'"
-                " AND next_at > ?",
+                " AND next_at > ? AND claimed_by IS NULL",
                 (now, sink, now),
             ).rowcount
 
     def dead_letters(self, sink: str | None = None) -> list[DeadLetterRow]:
-        rows = self.conn.execute(
-            "SELECT report_id, sink, attempts, last_error, updated_at FROM deliveries"
-            " WHERE state = 'dead' AND (? IS NULL OR sink = ?) ORDER BY updated_at",
-            (sink, sink),
-        ).fetchall()
+        query = "SELECT report_id, sink, attempts, last_error, updated_at FROM deliveries"
+        if sink is None:
+            rows = self.conn.execute(f"{query} WHERE state = 'dead' ORDER BY updated_at")
+        else:
+            rows = self.conn.execute(
+                f"{query} WHERE state = 'dead' AND sink = ? ORDER BY updated_at", (sink,)
+            )
         return [DeadLetterRow(*row) for row in rows]
 
     def revive(self, sink: str | None = None, report_ids: Sequence[str] | None = None) -> int:
@@ -372,7 +487,7 @@ class Outbox:
 
     def state_of(self, report_id: str) -> Standing | None:
         row = self.conn.execute(
-            "SELECT state, case_no, reason_code, reason_message FROM reports WHERE report_id = ?",
+            "SELECT state, case_no, reason_code, reason_message FROM outcomes WHERE report_id = ?",
             (report_id,),
         ).fetchone()
         if row is None:
@@ -382,9 +497,10 @@ class Outbox:
 
     def decided(self, report_ids: Sequence[str]) -> set[str]:
         """Those of `report_ids` that already have a verdict."""
-        marks = ",".join("?" * len(report_ids))
+        if not report_ids:
+            return set()
         rows = self.conn.execute(
-            f"SELECT report_id FROM reports WHERE report_id IN ({marks})",  # noqa: S608 - only ?s
+            f"SELECT report_id FROM outcomes WHERE report_id IN ({marks(len(report_ids))})",  # noqa: S608 - only ?s
             list(report_ids),
         )
         return {report_id for (report_id,) in rows}
@@ -393,13 +509,15 @@ class Outbox:
         return depths(self.conn, now)
 
 
-def depths(conn: sqlite3.Connection, now: float | None = None) -> dict[str, tuple[int, float, int]]:
+def depths(conn: Database, now: float | None = None) -> dict[str, tuple[int, float, int]]:
     """Per sink: (pending deliveries, age in seconds of the oldest, dead letters)."""
     now = time.time() if now is None else now
     found = {step.value: (0, 0.0, 0) for step in STEPS}
     rows = conn.execute(
-        "SELECT sink, sum(state = 'pending'), min(CASE WHEN state = 'pending' THEN created_at"
-        " END), sum(state = 'dead') FROM deliveries WHERE state != 'done' GROUP BY sink"
+        "SELECT sink, sum(CASE WHEN state = 'pending' THEN 1 ELSE 0 END),"
+        " min(CASE WHEN state = 'pending' THEN created_at END),"
+        " sum(CASE WHEN state = 'dead' THEN 1 ELSE 0 END)"
+        " FROM deliveries WHERE state != 'done' GROUP BY sink"
     )
     for sink, pending, oldest, dead in rows:
         found[sink] = (int(pending), now - oldest if oldest else 0.0, int(dead))

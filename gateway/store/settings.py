@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from gateway.settings import DAY, HOUR, MINUTE, GiB, MiB, PositiveInt, Section
+from gateway.settings import (
+    DAY,
+    HOUR,
+    MINUTE,
+    GiB,
+    MiB,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+    check_postgres_url,
+)
 from gateway.store.levels import StoreLimits
 
 
@@ -27,3 +37,20 @@ class StoreSettings(Section):
 
     def limits(self) -> StoreLimits:
         return StoreLimits(self.spool_max_bytes, self.outbox_max_reports, self.min_free_bytes)
+
+
+class ClusterSettings(Section):
+    """`[cluster]`: several instances sharing their state in PostgreSQL and their media in
+    S3 (docs/cluster.md). Unset: one instance on this machine's SQLite files."""
+
+    # postgresql://USER@HOST[:PORT]/DB (the password from PGPASSWORD or ~/.pgpass).
+    url: str | None = None
+    # How long a batch of deliveries stays with the instance that took it: an instance
+    # that dies holds its batches this long before another takes them over.
+    lease_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
+    connect_timeout_s: PositiveFloat = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_postgres_url(value)

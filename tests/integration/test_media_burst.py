@@ -61,7 +61,7 @@ def texts_answered_in(terminal: Terminal, count: int = 10) -> float:
 
 
 def deriving(gateway: GatewayProcess) -> int:
-    return gateway.count("outbox.db", "SELECT count(*) FROM reports WHERE state = 'deriving'")
+    return gateway.count("outbox.db", "SELECT count(*) FROM outcomes WHERE state = 'deriving'")
 
 
 def test_text_reports_are_not_held_up_by_a_burst_of_photos(

@@ -15,6 +15,7 @@ from gateway.devices.gate import DeviceGate
 from gateway.devices.passwords import hash_password
 from gateway.normalize.codes import CodeProfile
 from gateway.runtime.intake import Intake
+from gateway.store.db import sqlite_file
 from gateway.store.inbox import Inbox
 from gateway.store.outbox import Outbox
 from tests.factories import encode, envelope, random_upload
@@ -32,7 +33,7 @@ def registry(tmp_path: Path) -> DeviceRegistry:
 
 @pytest.fixture
 def gated(registry: DeviceRegistry, inbox: Inbox, outbox: Outbox, profile: CodeProfile) -> Feeder:
-    gate = DeviceGate(registry.path, logs.get("test"))
+    gate = DeviceGate(sqlite_file(registry.path), logs.get("test"))
     return Feeder(Intake(inbox, outbox, profile, logs.get("test"), gate=gate))
 
 
@@ -68,7 +69,7 @@ def test_the_first_device_added_turns_the_check_on(tmp_path: Path) -> None:
 def test_a_revoke_is_seen_within_the_refresh_interval(
     registry: DeviceRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gate = DeviceGate(registry.path, logs.get("test"))
+    gate = DeviceGate(sqlite_file(registry.path), logs.get("test"))
     assert gate.refusal("tz-1") is None
     registry.move("tz-1", "revoke")
     gate.refresh()  # within the second: the cached status stands
@@ -134,7 +135,7 @@ def test_an_envelope_claiming_another_device_is_refused(gated: Feeder, inbox: In
 def test_last_seen_is_written_for_active_devices(
     registry: DeviceRegistry, inbox: Inbox, outbox: Outbox, profile: CodeProfile
 ) -> None:
-    gate = DeviceGate(registry.path, logs.get("test"))
+    gate = DeviceGate(sqlite_file(registry.path), logs.get("test"))
     feed = Feeder(Intake(inbox, outbox, profile, logs.get("test"), gate=gate))
     feed(("cgt/v1/tz-1/report", encode(envelope())))
     gate.close()

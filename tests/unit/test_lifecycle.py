@@ -106,7 +106,7 @@ RESULTS: dict[str, Callable[[str], StepResult]] = {
 
 def state_and_deliveries(outbox: Outbox, report_id: str) -> tuple[str, dict[str, str]]:
     (state,) = outbox.conn.execute(
-        "SELECT state FROM reports WHERE report_id = ?", (report_id,)
+        "SELECT state FROM outcomes WHERE report_id = ?", (report_id,)
     ).fetchone()
     rows = outbox.conn.execute(
         "SELECT sink, state FROM deliveries WHERE report_id = ?", (report_id,)

@@ -55,8 +55,10 @@ from gateway.runtime.pipeline import Pipeline
 from gateway.settings import default_config_dir
 from gateway.sinks.memory import MemoryPublisher, MemoryRegistry
 from gateway.sinks.objects_local import LocalObjectStore
+from gateway.store.db import sqlite_file
 from gateway.store.inbox import Inbox
 from gateway.store.outbox import Outbox
+from gateway.store.spool import LocalSpool
 from tests.factories import FAST_PIPELINE, encode, envelope, photo_upload
 from tests.unit.conftest import Feeder
 
@@ -270,9 +272,9 @@ class Gateway:
         self.objects = LocalObjectStore(data_dir / "objects")
         self.publisher = MemoryPublisher()
         self.pipeline = Pipeline(
-            inbox_path=self.inbox.path,
-            outbox_path=self.outbox.path,
-            spool=data_dir / "spool",
+            inbox=Inbox(data_dir / "inbox.db"),
+            outbox=Outbox(data_dir / "outbox.db"),
+            spool=LocalSpool(data_dir / "spool"),
             media=InlineRunner(),
             registry=MemoryRegistry(),
             objects=self.objects,
@@ -352,7 +354,7 @@ def test_hostile_messages_through_intake_and_pipeline_write_nothing_outside(
             Reason.ENVELOPE_DEVICE_MISMATCH.value,
             Reason.CHUNK_SIZE.value,
         }
-        assert gateway.inbox.path.exists()
+        assert sqlite_file(gateway.inbox.path).exists()
         assert files_outside(Path(top), gateway.data_dir) == []
 
 
@@ -384,7 +386,7 @@ def test_an_id_that_got_past_the_grammar_is_refused_at_the_spool(
     for seq, data in enumerate(PHOTO.chunks):
         box.inbox.add_chunk(bad_device, PHOTO.media_id, seq, data)
     with pytest.raises(PathEscape):
-        box.pipeline.spool_path(bad_device, PHOTO.media_id)
+        box.pipeline.spool.path(bad_device, PHOTO.media_id)
     box.drain()
     [ack] = box.acks()
     assert ack["status"] == "rejected"

@@ -26,8 +26,10 @@ from gateway.normalize.codes import CodeProfile
 from gateway.protocols.payloads import Task
 from gateway.runtime.pipeline import Pipeline
 from gateway.sinks.memory import MemoryObjectStore, MemoryPublisher, MemoryRegistry
+from gateway.store.db import sqlite_file
 from gateway.store.inbox import Inbox
 from gateway.store.outbox import Outbox
+from gateway.store.spool import LocalSpool
 from tests.factories import (
     FAST_PIPELINE,
     encode,
@@ -52,9 +54,9 @@ class Rig:
         self.publisher = MemoryPublisher()
         self.outbox = outbox
         self.pipeline = Pipeline(
-            inbox_path=inbox.path,
-            outbox_path=outbox.path,
-            spool=spool,
+            inbox=Inbox(sqlite_file(inbox.path)),
+            outbox=Outbox(sqlite_file(outbox.path)),
+            spool=LocalSpool(spool),
             media=InlineRunner(),
             registry=self.registry,
             objects=self.objects,
@@ -111,7 +113,7 @@ def test_report_with_media_goes_all_the_way(feed: Feeder, rig: Rig, inbox: Inbox
     assert json.loads(rig.objects.objects[f"reports/{body['report_id']}/report.json"]) == published
     # spool and chunks are cleared once the objects are stored
     assert inbox.counts()["chunks"] == 0
-    assert not any(p.is_file() for p in (rig.pipeline.spool).rglob("*"))
+    assert not any(p.is_file() for p in rig.pipeline.spool.root.rglob("*"))
     assert case.description == "路边暴露垃圾一堆"
     # derivatives: stored under the report, named in the document, upright and measured
     photo_entry, voice_entry = published["media"]
@@ -281,14 +283,14 @@ def test_restart_after_assembly_finds_the_spooled_file(
     body = envelope([photo])
     send_with_media(feed, body, [photo])
     rig.drain()
-    outbox.conn.execute("DELETE FROM reports")
+    outbox.conn.execute("DELETE FROM outcomes")
     outbox.conn.execute("DELETE FROM deliveries")
     outbox.conn.execute("UPDATE cursors SET value = 0")
     rig.objects.objects.clear()
     # the spool file was removed after objects were stored; chunks are gone too, so a
     # reprocessed report can only be rebuilt from the spool: put it back as if we crashed
     # between assembly and recording the verdict.
-    target = rig.pipeline.spool_path(DEVICE, photo.media_id)
+    target = rig.pipeline.spool.path(DEVICE, photo.media_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(photo.data)
     rig.drain()
@@ -308,7 +310,7 @@ def test_a_photo_that_is_not_one_rejects_the_report_with_its_reason(feed: Feeder
     assert fake.media_id in ack["reason"]["message"]
     assert rig.registry.cases == {}
     assert rig.objects.objects == {}
-    assert not any(p.is_file() for p in rig.pipeline.spool.rglob("*"))
+    assert not any(p.is_file() for p in rig.pipeline.spool.root.rglob("*"))
 
 
 def test_reprocessing_gives_the_same_keys_and_bytes(feed: Feeder, rig: Rig, outbox: Outbox) -> None:
@@ -317,10 +319,10 @@ def test_reprocessing_gives_the_same_keys_and_bytes(feed: Feeder, rig: Rig, outb
     send_with_media(feed, body, [photo])
     assert rig.drain()
     first = dict(rig.objects.objects)
-    target = rig.pipeline.spool_path(DEVICE, photo.media_id)
+    target = rig.pipeline.spool.path(DEVICE, photo.media_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(photo.data)  # as if the spool had been kept
-    outbox.conn.execute("DELETE FROM reports")
+    outbox.conn.execute("DELETE FROM outcomes")
     outbox.conn.execute("DELETE FROM deliveries")
     outbox.conn.execute("UPDATE cursors SET value = 0")
     rig.objects.objects.clear()
@@ -407,7 +409,7 @@ def test_a_verification_of_an_unknown_task_is_rejected_and_its_media_let_go(
     assert rig.registry.verifications == {}
     assert list(rig.registry.cases) == [original["report_id"]]
     assert len(rig.normalized()) == 1  # only the original went to the bus
-    assert not any(p.is_file() for p in rig.pipeline.spool.rglob("*"))
+    assert not any(p.is_file() for p in rig.pipeline.spool.root.rglob("*"))
     assert outbox.depths()["registry"] == (0, 0.0, 0)  # done with, not dead or pending
     [warning] = [line for line in logged if line["event"] == "report.rejected"]
     assert (warning["report_id"], warning["task_id"]) == (answer["report_id"], theirs)

@@ -7,6 +7,7 @@ from pathlib import Path
 from gateway import logs
 from gateway.normalize.codes import CodeProfile
 from gateway.runtime.intake import Intake
+from gateway.store.db import sqlite_file
 from gateway.store.inbox import Inbox
 from gateway.store.levels import StoreLevels, StoreLimits, StoreWatch, judge
 from gateway.store.outbox import Outbox
@@ -109,7 +110,9 @@ def test_the_watch_measures_chunks_spool_files_and_pending_deliveries(
     (spool / DEVICE).mkdir(parents=True)
     (spool / DEVICE / "assembled").write_bytes(b"x" * 500)
     limits = StoreLimits(spool_max_bytes=2548, outbox_max_reports=1, min_free_bytes=0)
-    watch = StoreWatch(tmp_path, inbox.path, outbox.path, spool, limits, logs.get("test"))
+    watch = StoreWatch(
+        tmp_path, sqlite_file(inbox.path), sqlite_file(outbox.path), spool, limits, logs.get("test")
+    )
 
     levels = watch.measure()
 

@@ -174,6 +174,15 @@ def test_a_file_object_and_no_mime_work_too() -> None:
     assert result.metadata()["container_mismatch"] is False
 
 
+def test_the_same_note_gives_the_same_bytes_every_time() -> None:
+    """A cluster instance that takes over a dead one's batch makes the note again: its
+    bytes (and SHA-256) must be those the report may already name. Without bit-exact Ogg
+    the stream's serial number was random."""
+    data = amr_nb(speechlike(3, 8000))
+    made = {transcode_voice(data, "audio/amr").data for _ in range(3)}
+    assert len(made) == 1
+
+
 @pytest.mark.parametrize(
     ("make", "mime"),
     [

@@ -1,0 +1,231 @@
+"""Three gateway instances on one shared subscription, their state in PostgreSQL and their
+media in S3, as a city runs them: the simulator's reports with photos and voice notes all
+accepted; instances SIGKILLed at random and one killed for good, and still every report
+accepted once, one case each, every original in S3 with its hash; a task sent once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from gateway.harness.mosquitto import Mosquitto
+from tests.integration.helpers import GatewayProcess, Probe, gateway_cli, wait_until
+from tests.servers import S3Server
+
+BUCKET = "cgt-city"
+PREFIX = "objects"
+SECRET_ENV = "CGT_TEST_S3_SECRET"  # noqa: S105 - the name of a variable, not a secret
+INSTANCES = 3
+
+
+def write_config(path: Path, s3: S3Server, cluster_url: str, lease_s: float) -> Path:
+    path.write_text(
+        f"""
+objects = "s3://{BUCKET}/{PREFIX}"
+
+[cluster]
+url = "{cluster_url}"
+lease_s = {lease_s}
+
+[mqtt]
+shared_group = "cgt"
+
+[s3]
+endpoint_url = "{s3.endpoint_url}"
+region = "us-east-1"
+access_key_id = "testing"
+secret_access_key_env = "{SECRET_ENV}"
+path_style = true
+connect_timeout_s = 1
+read_timeout_s = 5
+max_attempts = 2
+
+[pipeline]
+retry_first_s = 0.5
+retry_max_s = 2
+
+[tasks]
+poll_s = 0.5
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@dataclass
+class Cluster:
+    url: str
+    s3: S3Server
+    broker: Mosquitto
+    instances: list[GatewayProcess]
+
+    def start_all(self) -> None:
+        for instance in self.instances:
+            instance.start(timeout_s=40)
+
+    def stop_all(self) -> None:
+        for instance in self.instances:
+            instance.stop()
+
+    def cases(self) -> list[tuple[str, str]]:
+        with psycopg.connect(self.url) as conn:
+            rows = conn.execute("SELECT report_id, case_no FROM cases ORDER BY id").fetchall()
+        return [(str(report_id), str(case_no)) for report_id, case_no in rows]
+
+    def pending(self) -> int:
+        """Deliveries not yet done (objects and bus go on after the terminal's ack)."""
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM cgt.deliveries WHERE state = 'pending'"
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def simulate(self, tmp: Path, terminals: int, reports: int, **extra: str) -> dict[str, Any]:
+        summary = tmp / f"sim-{time.monotonic_ns()}.json"
+        options = [f"--{key.replace('_', '-')}={value}" for key, value in extra.items()]
+        run = subprocess.run(
+            [sys.executable, "-m", "firmware_sim", "run", "--broker", self.broker.url,
+             "--terminals", str(terminals), "--reports-per-terminal", str(reports),
+             "--seed", "20261203", "--json", str(summary), *options],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        assert summary.exists(), run.stdout + run.stderr
+        result: dict[str, Any] = json.loads(summary.read_text())
+        result["exit"] = run.returncode
+        result["output"] = run.stdout[-3000:] + run.stderr[-3000:]
+        return result
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path, broker: Mosquitto, s3: S3Server, postgres_dsn: str
+) -> Iterator[Cluster]:
+    s3.create_bucket(BUCKET)
+    upgraded = gateway_cli("db", "upgrade", "--cluster", postgres_dsn)
+    assert "upgraded" in upgraded.stdout
+    assert gateway_cli("db", "status", "--cluster", postgres_dsn).returncode == 0
+    config = write_config(tmp_path / "gateway.toml", s3, postgres_dsn, lease_s=4)
+    instances = [
+        GatewayProcess(
+            tmp_path / f"gw-{index}",
+            broker.url,
+            config=config,
+            env={SECRET_ENV: "testing"},
+            args=["--client-id", f"cgt-gw-{index}"],
+        )
+        for index in range(INSTANCES)
+    ]
+    running = Cluster(postgres_dsn, s3, broker, instances)
+    running.start_all()
+    yield running
+    running.stop_all()
+
+
+def check_every_report_once(cluster: Cluster, sim: dict[str, Any]) -> None:
+    """Every report the simulator sent is accepted, one case each, its objects in S3."""
+    outcomes = sim["outcomes"]
+    assert sim["exit"] == 0, sim["output"]
+    accepted = {o["report_id"]: o["case_no"] for o in outcomes if o["status"] == "accepted"}
+    assert len(accepted) == len(outcomes)
+    cases = cluster.cases()
+    by_report = dict(cases)
+    assert len(by_report) == len(cases), "a report has two cases"
+    assert len({case_no for _, case_no in cases}) == len(cases), "a case number twice"
+    assert set(accepted) <= set(by_report)
+    assert all(by_report[report_id] == case_no for report_id, case_no in accepted.items())
+    wait_until(lambda: cluster.pending() == 0, 60, "every delivery done")
+    objects = cluster.s3.objects(BUCKET)
+    media = 0
+    for report_id in accepted:
+        report = json.loads(objects[f"{PREFIX}/reports/{report_id}/report.json"])
+        for entry in report["media"]:
+            original = objects[f"{PREFIX}/{entry['original']['key']}"]
+            assert hashlib.sha256(original).hexdigest() == entry["original"]["sha256"]
+            for derivative in entry["derivatives"]:
+                stored = objects[f"{PREFIX}/{derivative['key']}"]
+                assert hashlib.sha256(stored).hexdigest() == derivative["sha256"]
+            media += 1
+    assert media >= len(accepted), "the simulator's reports carry photos"
+    # the shared spool is let go once the objects are stored
+    leftovers = [key for key in objects if key.startswith(f"{PREFIX}/spool/")]
+    assert leftovers == []
+
+
+def test_three_instances_take_every_report_with_its_media(cluster: Cluster, tmp_path: Path) -> None:
+    sim = cluster.simulate(tmp_path, terminals=10, reports=2, chunk_bytes="16384")
+    check_every_report_once(cluster, sim)
+    # every instance took part: the shared subscription spreads the messages
+    for instance in cluster.instances:
+        events = {line.get("event") for line in instance.log_lines()}
+        assert "report.registered" in events or "mqtt.subscribed" in events
+
+
+def test_instances_killed_at_random_and_one_for_good_lose_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    rng = random.Random(20261203)
+    result: dict[str, Any] = {}
+
+    def simulate() -> None:
+        result.update(
+            cluster.simulate(
+                tmp_path, terminals=10, reports=4, chunk_bytes="16384", timeout_s="10",
+                interval_s="0.5",
+            )
+        )  # fmt: skip
+
+    import threading  # noqa: PLC0415
+
+    runner = threading.Thread(target=simulate)
+    runner.start()
+    kills = 0
+    gone: GatewayProcess | None = None
+    while runner.is_alive() and kills < 6:
+        time.sleep(rng.uniform(1.5, 3.5))
+        alive = [i for i in cluster.instances if i is not gone]
+        victim = rng.choice(alive)
+        victim.kill()
+        kills += 1
+        if gone is None and kills == 3:
+            gone = victim  # this one never comes back: its leases must run out
+            continue
+        time.sleep(rng.uniform(0.2, 1.0))
+        victim.start(timeout_s=40)
+    runner.join(600)
+    assert kills >= 3, "the simulator finished before the kills meant anything"
+    check_every_report_once(cluster, result)
+
+
+def test_a_task_is_sent_once_by_three_instances(cluster: Cluster, tmp_path: Path) -> None:
+    sim = cluster.simulate(tmp_path, terminals=1, reports=1)
+    [(_, case_no)] = cluster.cases()
+    assert sim["exit"] == 0, sim["output"]
+    device = sim["outcomes"][0]["device_id"]
+    probe = Probe(cluster.broker.url, None, None)
+    try:
+        assert probe.connack() == "Success"
+        probe.subscribe(f"cgt/v1/{device}/task")
+        with psycopg.connect(cluster.url) as conn:
+            conn.execute(
+                "INSERT INTO tasks (case_no, device_id, kind) VALUES (%s, %s, 'verify')",
+                (case_no, device),
+            )
+        wait_until(lambda: len(probe.messages) >= 1, 20, "the task to be sent")
+        time.sleep(3)  # every instance polls several times meanwhile
+        assert len(probe.messages) == 1
+    finally:
+        probe.close()
+    with psycopg.connect(cluster.url) as conn:
+        row = conn.execute("SELECT count(*) FROM tasks WHERE sent_at IS NOT NULL").fetchone()
+    assert row == (1,)
