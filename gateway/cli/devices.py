@@ -24,7 +24,12 @@ from gateway.devices.tls_files import write_device_cert
 
 
 def _registry(config_file: Path | None, data_dir: Path | None, *, create: bool) -> DeviceRegistry:
+    """The data directory's registry, or the cluster's when the config names one."""
     config = load_or_exit(config_file, data_dir=data_dir and str(data_dir))
+    if config.cluster.url is not None:
+        from gateway.runtime.wiring import shared_connection  # noqa: PLC0415 - a cluster's
+
+        return DeviceRegistry(shared_connection(config, "devices"))
     path = config.data_dir / FILE_NAME
     if not create and not path.exists():
         fail(f"no device registry at {path} (`gateway devices add` makes it)", 2)

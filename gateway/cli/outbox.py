@@ -20,7 +20,12 @@ def outbox() -> None:
 
 
 def _outbox_of(config_file: Path | None, data_dir: Path | None) -> Outbox:
+    """The data directory's outbox, or the cluster's when the config names one."""
     config = load_or_exit(config_file, data_dir=data_dir and str(data_dir))
+    if config.cluster.url is not None:
+        from gateway.runtime.wiring import shared_connection  # noqa: PLC0415 - a cluster's
+
+        return Outbox(shared_connection(config, "outbox-cli"))
     if not config.outbox_path.exists():
         fail(f"no outbox at {config.outbox_path}", 2)
     return Outbox(config.outbox_path)

@@ -22,7 +22,7 @@ from pathlib import Path
 from structlog.typing import FilteringBoundLogger
 
 from gateway import metrics
-from gateway.errors import Reason
+from gateway.errors import Reason, SinkError
 from gateway.geo.report_location import Geo, build_location, from_envelope, nmea_fix
 from gateway.lifecycle import STEPS, Accepted, DeadLetter, Rejected, Retry, Step, Verdict
 from gateway.media.assembly import Mismatch, assemble
@@ -245,7 +245,8 @@ class Pipeline:
         return len(ready)
 
     def _process(self, report: ReadyReport) -> Verdict | None:
-        """The verdict on one ready report, or None when its upload must start over."""
+        """The verdict on one ready report, or None when its upload must start over (or,
+        in a cluster, its media cannot be kept in S3 yet: it goes back on the queue)."""
         envelope = ReportEnvelope.model_validate_json(
             report.payload, strict=True, context={"limits": _NO_LIMITS}
         )
@@ -254,6 +255,10 @@ class Pipeline:
                 return None
         except PathEscape as error:  # an id past the wire grammar: a bug, refused not crashed
             return self._reject(report, Reason.FIELD_INVALID, str(error))
+        except SinkError as error:  # the shared spool is out of reach: the others go on
+            self.log.warning("spool.unavailable", report_id=report.report_id, error=str(error))
+            self.inbox.requeue(report.report_id)
+            return None
         entry = self.profile.lookup(envelope.kind, envelope.class_code)
         if entry is None:  # the profile changed since the intake accepted it
             return self._reject(

@@ -159,7 +159,7 @@ class Gateway:
         clustered = config.cluster.url is not None
         # In a cluster no instance keeps a broker session past its death: the broker would
         # go on queueing that instance's share of the shared subscription for nobody
-        # (docs/cluster.md, "Broker sessions").
+        # (docs/cluster.md, "Broker sessions"; measured in docs/cluster-broker.md).
         self.link = MqttLink(
             config.mqtt,
             log,

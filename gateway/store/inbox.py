@@ -519,6 +519,11 @@ class Inbox:
         self.conn.executemany("DELETE FROM ready WHERE seq = ?", [(r.seq,) for r in claimed])
         return claimed
 
+    def requeue(self, report_id: str) -> None:
+        """Put a claimed report back at the end of a shared queue (it could not be done
+        now, and its claim is about to be committed)."""
+        self.conn.execute("INSERT INTO ready (report_id) VALUES (?)", (report_id,))
+
     def last_ready_seq(self) -> int:
         (seq,) = self.conn.execute("SELECT coalesce(max(seq), 0) FROM ready").fetchone()
         return int(seq)

@@ -126,7 +126,8 @@ class StoreWatch:
         return int(value or 0)
 
     def measure(self) -> StoreLevels:
-        chunk_bytes = self._scalar(self.inbox, "SELECT sum(length(data)) FROM chunks")
+        # Kept by the inbox's triggers: no scan of the chunks themselves.
+        chunk_bytes = self._scalar(self.inbox, "SELECT sum(bytes) FROM device_spool")
         # The busiest sink's pending deliveries: a report waits while any sink has it, and
         # this count reads only the pending-deliveries index.
         waiting = self._scalar(

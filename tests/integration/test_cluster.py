@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import subprocess
 import sys
@@ -19,8 +20,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.harness.mosquitto import Mosquitto
-from tests.integration.helpers import GatewayProcess, Probe, gateway_cli, wait_until
+from gateway.harness.mosquitto import Mosquitto, free_port
+from tests.factories import envelope
+from tests.integration.helpers import GatewayProcess, Probe, Terminal, gateway_cli, wait_until
+from tests.integration.test_operations import get, samples
 from tests.servers import S3Server
 
 BUCKET = "cgt-city"
@@ -69,6 +72,7 @@ class Cluster:
     s3: S3Server
     broker: Mosquitto
     instances: list[GatewayProcess]
+    config: Path
 
     def start_all(self) -> None:
         for instance in self.instances:
@@ -122,11 +126,11 @@ def cluster(
             broker.url,
             config=config,
             env={SECRET_ENV: "testing"},
-            args=["--client-id", f"cgt-gw-{index}"],
+            args=["--client-id", f"cgt-gw-{index}", "--metrics", f"127.0.0.1:{free_port()}"],
         )
         for index in range(INSTANCES)
     ]
-    running = Cluster(postgres_dsn, s3, broker, instances)
+    running = Cluster(postgres_dsn, s3, broker, instances, config)
     running.start_all()
     yield running
     running.stop_all()
@@ -165,10 +169,58 @@ def check_every_report_once(cluster: Cluster, sim: dict[str, Any]) -> None:
 def test_three_instances_take_every_report_with_its_media(cluster: Cluster, tmp_path: Path) -> None:
     sim = cluster.simulate(tmp_path, terminals=10, reports=2, chunk_bytes="16384")
     check_every_report_once(cluster, sim)
-    # every instance took part: the shared subscription spreads the messages
+    # Each instance's /healthz checks the shared database; its /metrics shows the
+    # cluster's depths (all zero now) and how many instances have a fresh heartbeat.
     for instance in cluster.instances:
-        events = {line.get("event") for line in instance.log_lines()}
-        assert "report.registered" in events or "mqtt.subscribed" in events
+        base = f"http://{instance.args[instance.args.index('--metrics') + 1]}"
+        status, body = get(f"{base}/healthz")
+        assert status == 200, body
+        assert json.loads(body)["checks"]["database"] is True
+        shown = samples(get(f"{base}/metrics")[1])
+        assert shown["cgt_cluster_instances"] == INSTANCES
+        assert shown["cgt_inbox_depth"] == 0
+        assert shown['cgt_outbox_depth{sink="objects"}'] == 0
+
+
+def run_refused(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`gateway run` that should refuse to start: its exit status and what it said."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, SECRET_ENV: "testing"},
+    )  # fmt: skip
+
+
+def test_start_up_says_what_is_missing(
+    tmp_path: Path, broker: Mosquitto, s3: S3Server, postgres_dsn: str
+) -> None:
+    config = write_config(tmp_path / "gateway.toml", s3, postgres_dsn, lease_s=4)
+    common = ["--broker", broker.url, "--data-dir", str(tmp_path / "gw")]
+    # no schema yet, and no bucket: both said, with what to do
+    refused = run_refused(config, *common)
+    assert refused.returncode == 2
+    assert "run `gateway db upgrade --cluster URL`" in refused.stderr
+    assert f"bucket of s3://{BUCKET}/{PREFIX} not found" in refused.stderr
+    # a server that is not there
+    down = write_config(
+        tmp_path / "down.toml", s3, f"postgresql://postgres@127.0.0.1:{free_port()}/x", 4
+    )
+    refused = run_refused(down, *common)
+    assert refused.returncode == 2
+    assert "is not reachable" in refused.stderr
+    # with both in place, a second instance under a running one's client id is refused
+    gateway_cli("db", "upgrade", "--cluster", postgres_dsn)
+    s3.create_bucket(BUCKET)
+    first = GatewayProcess(
+        tmp_path / "gw-a", broker.url, config=config, env={SECRET_ENV: "testing"},
+        args=["--client-id", "cgt-gw-a"],
+    ).start(timeout_s=40)  # fmt: skip
+    try:
+        refused = run_refused(config, *common, "--client-id", "cgt-gw-a")
+        assert refused.returncode == 2
+        assert "instance id 'cgt-gw-a' is in use by a running gateway" in refused.stderr
+    finally:
+        first.stop()
 
 
 def test_instances_killed_at_random_and_one_for_good_lose_nothing(
@@ -229,3 +281,31 @@ def test_a_task_is_sent_once_by_three_instances(cluster: Cluster, tmp_path: Path
     with psycopg.connect(cluster.url) as conn:
         row = conn.execute("SELECT count(*) FROM tasks WHERE sent_at IS NOT NULL").fetchone()
     assert row == (1,)
+
+
+def test_a_revocation_is_seen_by_every_instance(cluster: Cluster) -> None:
+    """`gateway devices` on the cluster's config writes the shared registry; each instance
+    re-reads it every second, so whichever instance a message reaches refuses it."""
+    for device in ("tz-kept", "tz-gone"):
+        added = gateway_cli("devices", "add", device, "--inspector", "INS-1", "--unit", "崇川区",
+                            "--config", str(cluster.config), check=False)  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    time.sleep(1.5)  # every instance has seen both devices
+    terminal = Terminal(cluster.broker.url, "tz-gone")
+    try:
+        before = envelope()
+        terminal.send(before)
+        assert terminal.wait_final(before["report_id"])["status"] == "accepted"
+        revoked = gateway_cli("devices", "revoke", "tz-gone", "--config", str(cluster.config))
+        assert revoked.returncode == 0
+        revoked_at = time.monotonic()
+        time.sleep(2.5)
+        # Six reports: the shared subscription hands them to all three instances in turn.
+        after = [envelope() for _ in range(6)]
+        for body in after:
+            terminal.send(body)
+        answers = [terminal.wait_final(body["report_id"]) for body in after]
+        assert [a.get("reason", {}).get("code") for a in answers] == ["device.revoked"] * 6
+        assert time.monotonic() - revoked_at < 30
+    finally:
+        terminal.close()

@@ -261,6 +261,7 @@ def test_a_revocation_on_one_instance_is_seen_by_all(cluster_url: str) -> None:
                 seen[index] = time.monotonic() - revoked_at
         time.sleep(0.05)
     assert len(seen) == 3, seen
+    print(f"revocation seen by 3 instances after {sorted(round(s, 3) for s in seen.values())} s")
     # each gate re-reads at most once a second (gateway/devices/gate.py)
     assert max(seen.values()) < 5.0
     for gate in gates:
@@ -278,3 +279,24 @@ def test_a_second_instance_with_the_same_id_is_refused(cluster_url: str) -> None
     assert cluster_depths(again.conn).live_instances == 2
     again.close()
     other.close()
+
+
+def test_an_s3_outage_holds_back_media_reports_only(make_instance: Any, s3: S3Server) -> None:
+    """The shared spool is in S3: while it is out of reach, a report with a photo goes back
+    on the queue and text reports carry on; once S3 is back, the photo report completes."""
+    a = make_instance("gw-a")
+    photo = photo_upload(chunk_bytes=4096)
+    with_photo, text = envelope([photo]), envelope()
+    a.feed(*[(photo.chunk_topic(DEVICE, seq), data) for seq, data in enumerate(photo.chunks)])
+    a.feed((REPORT_TOPIC, encode(with_photo)), (REPORT_TOPIC, encode(text)))
+    s3.outage()
+    try:
+        a.pipeline._ready_stage()
+        for step in (Step.REGISTRY, Step.ACK):
+            a.pipeline._record(a.pipeline.deliveries.deliver(step, a.outbox.due(step, 10)))
+        assert [ack["report_id"] for ack in a.acks()] == [text["report_id"]]
+        assert cluster_depths(a.pipeline_conn).ready == 1  # the photo report, back in line
+    finally:
+        s3.resume()
+    assert a.drain()
+    assert {ack["report_id"] for ack in a.acks()} == {text["report_id"], with_photo["report_id"]}
