@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 
 from gateway.errors import ConfigError
 from gateway.geo.settings import GeoSettings
@@ -148,18 +148,19 @@ class GatewayConfig(Section):
                 return {**data, "registry": url}
         return data
 
-    @model_validator(mode="after")
-    def _cluster(self) -> GatewayConfig:
-        url = self.cluster.url
-        if url is None:
-            return self
-        if not self.objects_in_s3:
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_objects_shared(
+        cls, value: ClusterSettings, info: ValidationInfo
+    ) -> ClusterSettings:
+        objects = info.data.get("objects")
+        if value.url is not None and not (isinstance(objects, str) and objects.startswith("s3://")):
             # Objects and the media spool must be where every instance reaches them.
             raise ValueError(
-                "cluster.url is set: objects must be s3://BUCKET[/PREFIX] (a directory is"
-                " this machine's alone)"
+                "url is set: objects must be s3://BUCKET[/PREFIX] (a directory is this"
+                " machine's alone)"
             )
-        return self
+        return value
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # The registry URL may hold a password (postgresql://USER:PASSWORD@HOST/DB).

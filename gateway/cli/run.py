@@ -21,6 +21,7 @@ from gateway.cli.options import (
 from gateway.errors import ConfigError
 from gateway.geo.places import load_locator
 from gateway.normalize.codes import load_profile
+from gateway.settings import redact_url
 
 
 @click.command()
@@ -90,6 +91,8 @@ def check_config(config_file: Path) -> None:
     click.echo(f"  data dir     {config.data_dir}")
     click.echo(f"  objects      {config.objects_description()}")
     click.echo(f"  registry     {config.registry_description()}")
+    if config.cluster.url is not None:
+        click.echo(f"  cluster      {redact_url(config.cluster.url)} (shared mode)")
     click.echo(f"  code profile {profile.name}: {len(profile.entries)} classes")
     click.echo(
         f"  segments     {len(locator.segments.segments)} from {config.geo.file('segments')}"

@@ -24,19 +24,19 @@ from gateway.harness.mosquitto import Mosquitto, free_port
 from tests.factories import envelope
 from tests.integration.helpers import GatewayProcess, Probe, Terminal, gateway_cli, wait_until
 from tests.integration.test_operations import get, samples
+from tests.integration.test_production_sinks import BUCKET, PREFIX, SECRET_ENV
+from tests.integration.test_production_sinks import write_config as write_production_config
 from tests.servers import S3Server
 
-BUCKET = "cgt-city"
-PREFIX = "objects"
-SECRET_ENV = "CGT_TEST_S3_SECRET"  # noqa: S105 - the name of a variable, not a secret
 INSTANCES = 3
 
 
 def write_config(path: Path, s3: S3Server, cluster_url: str, lease_s: float) -> Path:
-    path.write_text(
-        f"""
-objects = "s3://{BUCKET}/{PREFIX}"
-
+    """The production sinks' config (tests/integration/test_production_sinks.py), shared."""
+    write_production_config(path, s3, cluster_url)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(
+            f"""
 [cluster]
 url = "{cluster_url}"
 lease_s = {lease_s}
@@ -44,25 +44,10 @@ lease_s = {lease_s}
 [mqtt]
 shared_group = "cgt"
 
-[s3]
-endpoint_url = "{s3.endpoint_url}"
-region = "us-east-1"
-access_key_id = "testing"
-secret_access_key_env = "{SECRET_ENV}"
-path_style = true
-connect_timeout_s = 1
-read_timeout_s = 5
-max_attempts = 2
-
-[pipeline]
-retry_first_s = 0.5
-retry_max_s = 2
-
 [tasks]
 poll_s = 0.5
-""",
-        encoding="utf-8",
-    )
+"""
+        )
     return path
 
 

@@ -128,3 +128,24 @@ def test_a_secret_that_cannot_be_read_stops_the_start_naming_its_key(tmp_path: P
     with pytest.raises(ConfigError) as raised:
         check_secrets(config.model_copy(update={"objects": None}))
     assert raised.value.problems[0].startswith("postgres.password_file: cannot read")
+
+
+def test_a_cluster_needs_s3_and_keeps_its_cases_beside_the_rest(tmp_path: Path) -> None:
+    url = "postgresql://cgt:secret@db.city.example/cgt"
+    config = load_config(None, {"cluster.url": url, "objects": "s3://cgt-city/objects"})
+    assert config.registry == url  # the cases in the cluster's database unless told
+    assert ":secret@" not in repr(config)
+    elsewhere = "postgresql://cases@registry.city.example/cases"
+    config = load_config(
+        None, {"cluster.url": url, "objects": "s3://cgt-city", "registry": elsewhere}
+    )
+    assert config.registry == elsewhere
+    assert [
+        p.split(": ", 1)[1] for p in problems(write(tmp_path, f'[cluster]\nurl = "{url}"\n'))
+    ] == [
+        "cluster: url is set: objects must be s3://BUCKET[/PREFIX] (a directory is this"
+        " machine's alone)"
+    ]
+    [bad] = problems(write(tmp_path, 'objects = "s3://b-1"\n[cluster]\nurl = "mysql://x@h/d"\n'))
+    assert "cluster.url" in bad
+    assert "postgresql://USER@HOST[:PORT]/DB" in bad
