@@ -38,7 +38,7 @@ from gateway.protocols.payloads import ReportEnvelope, WireLimits
 from gateway.runtime.deliveries import Deliveries, StepOutcome
 from gateway.runtime.rejections import report_rejected
 from gateway.sinks.ports import ObjectStore, Publisher, Registry
-from gateway.store.db import transaction
+from gateway.store.db import is_conflict, transaction
 from gateway.store.inbox import Inbox, ReadyReport
 from gateway.store.outbox import READY_CURSOR, Backoff, Outbox
 from gateway.store.spool import Spool
@@ -124,7 +124,10 @@ class Pipeline:
             wake.clear()
             try:
                 work = self._round(in_flight, workers, wake)
-            except Exception:
+            except Exception as error:
+                if is_conflict(error):  # a shared store rolled this round back: again now
+                    self.log.info("pipeline.round_conflict", error=str(error))
+                    continue
                 # A broken store or a bug: say so loudly and try again; the outbox keeps
                 # the work, so nothing is lost by waiting.
                 self.log.exception("pipeline.step_failed")
@@ -145,13 +148,15 @@ class Pipeline:
     ) -> int:
         """New verdicts and finished batches, recorded in one commit; then the next batches."""
         spooled: list[Path] = []
+        finished = [step for step, future in in_flight.items() if future.done()]
         with transaction(self.outbox.conn):
             work = self._ready_stage()
-            for step, future in list(in_flight.items()):
-                if future.done():
-                    del in_flight[step]
-                    spooled += self._record(future.result())
-                    work += 1
+            for step in finished:
+                spooled += self._record(in_flight[step].result())
+                work += 1
+        # Only once committed: a round rolled back records the same outcomes next time.
+        for step in finished:
+            del in_flight[step]
         self._unspool(spooled)
         for step in STEPS:
             due = [] if step in in_flight else self.outbox.due(step, self._batch(step))
