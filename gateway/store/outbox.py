@@ -242,6 +242,11 @@ class Backoff:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not secrecy
 
 
+# Rows in one multi-row INSERT: far below SQLite's 32,766 and PostgreSQL's 65,535
+# parameters, and a batch of the pipeline in one or two statements.
+_ROWS_A_STATEMENT = 500
+
+
 def marks(count: int) -> str:
     """`?, ?, ?` for an IN list of `count` values."""
     return ", ".join("?" * count)
@@ -277,21 +282,33 @@ class Outbox:
         A verdict for a report already recorded (a report reprocessed after a restart, or
         re-made ready by a corrupt upload) leaves the earlier record as it is."""
         now = time.time()
+        rows, schedules = [], {}
+        for verdict in verdicts:
+            moved = transition(ReportState.READY, verdict.event)
+            if isinstance(verdict, Accepted):
+                reason, message, report = None, None, STORED_REPORTS.encode(verdict.report)
+            else:
+                reason, message, report = verdict.reason, verdict.message, None
+            rows.append(
+                (verdict.report_id, verdict.device_id, moved.to, reason, message, report, now)
+            )
+            schedules[verdict.report_id] = moved.schedules
         with transaction(self.conn):
-            for verdict in verdicts:
-                moved = transition(ReportState.READY, verdict.event)
-                if isinstance(verdict, Accepted):
-                    reason, message, report = None, None, STORED_REPORTS.encode(verdict.report)
-                else:
-                    reason, message, report = verdict.reason, verdict.message, None
-                inserted = self.conn.execute(
-                    "INSERT INTO outcomes (report_id, device_id, state, reason_code,"
-                    " reason_message, normalized, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT DO NOTHING",
-                    (verdict.report_id, verdict.device_id, moved.to, reason, message, report, now),
-                ).rowcount
-                if inserted:
-                    self._schedule(verdict.report_id, moved.schedules, now)
+            # One statement a batch, not one a report: on PostgreSQL each is a round trip.
+            inserted: list[str] = []
+            for start in range(0, len(rows), _ROWS_A_STATEMENT):
+                part = rows[start : start + _ROWS_A_STATEMENT]
+                inserted += [
+                    report_id
+                    for (report_id,) in self.conn.execute(
+                        "INSERT INTO outcomes (report_id, device_id, state, reason_code,"  # noqa: S608 - only ?s
+                        " reason_message, normalized, updated_at) VALUES"
+                        f" {', '.join(['(?, ?, ?, ?, ?, ?, ?)'] * len(part))}"
+                        " ON CONFLICT DO NOTHING RETURNING report_id",
+                        [value for row in part for value in row],
+                    )
+                ]
+            self._schedule([(rid, sink) for rid in inserted for sink in schedules[rid]], now)
             if cursor is None:
                 return
             self.conn.execute(
@@ -300,11 +317,12 @@ class Outbox:
                 (cursor_name, cursor),
             )
 
-    def _schedule(self, report_id: str, sinks: Sequence[str], now: float) -> None:
+    def _schedule(self, deliveries: Sequence[tuple[str, str]], now: float) -> None:
+        """New delivery rows, each (report id, step), due now."""
         self.conn.executemany(
             "INSERT INTO deliveries (report_id, sink, state, next_at, created_at,"
             " updated_at) VALUES (?, ?, 'pending', ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(report_id, sink, now, now, now) for sink in sinks],
+            [(report_id, sink, now, now, now) for report_id, sink in deliveries],
         )
 
     # ---- deliveries --------------------------------------------------------------------
@@ -372,28 +390,30 @@ class Outbox:
                 " WHERE report_id = ? AND sink = ?",
                 [(now, result.report_id, step) for result in done],
             )
-            for result in done:
-                if isinstance(result, Moved):
-                    self._move(step, result, now)
-            for result in results:
-                if result.report_id not in attempts or not isinstance(result, Retry | DeadLetter):
-                    continue
-                tried = attempts[result.report_id]
-                state = delivery_after(result)  # pending again (later), or dead
-                next_at = now + backoff.delay(tried) if isinstance(result, Retry) else now
-                self.conn.execute(
-                    "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ?,"
-                    " claimed_by = NULL, updated_at = ? WHERE report_id = ? AND sink = ?",
+            self._move(step, [result for result in done if isinstance(result, Moved)], now)
+            again = [
+                result
+                for result in results
+                if result.report_id in attempts and isinstance(result, Retry | DeadLetter)
+            ]
+            self.conn.executemany(
+                "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, last_error = ?,"
+                " claimed_by = NULL, updated_at = ? WHERE report_id = ? AND sink = ?",
+                [
                     (
-                        state.value,
-                        tried + 1,
-                        next_at,
+                        delivery_after(result).value,  # pending again (later), or dead
+                        attempts[result.report_id] + 1,
+                        now + backoff.delay(attempts[result.report_id])
+                        if isinstance(result, Retry)
+                        else now,
                         result.error[:1000],
                         now,
                         result.report_id,
                         step,
-                    ),
-                )
+                    )
+                    for result in again
+                ],
+            )
 
     def _pending(self, step: Step, report_ids: Sequence[str]) -> dict[str, int]:
         """Those of the step's rows for `report_ids` still pending, with their attempts."""
@@ -412,26 +432,46 @@ class Outbox:
         )
         return dict(rows.fetchall())
 
-    def _move(self, step: Step, result: Moved, now: float) -> None:
-        """The report takes the result's event, if it is still where the step found it."""
+    def _move(self, step: Step, results: Sequence[Moved], now: float) -> None:
+        """Each report takes its result's event, if it is still where the step found it.
+
+        Only the instance holding a step's delivery moves a report out of the state that
+        step works on, so the reports found there now are still there at the update."""
+        if not results:
+            return
         current = WORKS_ON[step]
-        moved = transition(current, result.event)
-        case_no = result.case_no if isinstance(result, Registered) else None
-        report = (
-            STORED_REPORTS.encode(result.report)
-            if isinstance(result, Derived | Registered)
-            else None
-        )
-        reason = (result.reason, result.message) if isinstance(result, Rejected) else (None, None)
-        changed = self.conn.execute(
+        still = {
+            report_id
+            for (report_id,) in self.conn.execute(
+                f"SELECT report_id FROM outcomes WHERE state = ? AND report_id IN"  # noqa: S608 - only ?s
+                f" ({marks(len(results))})",
+                (current, *[result.report_id for result in results]),
+            )
+        }
+        updates, schedules = [], []
+        for result in results:
+            if result.report_id not in still:
+                continue
+            moved = transition(current, result.event)
+            case_no = result.case_no if isinstance(result, Registered) else None
+            report = (
+                STORED_REPORTS.encode(result.report)
+                if isinstance(result, Derived | Registered)
+                else None
+            )
+            reason = (
+                (result.reason, result.message) if isinstance(result, Rejected) else (None, None)
+            )
+            updates.append((moved.to, case_no, report, *reason, now, result.report_id, current))
+            schedules += [(result.report_id, sink) for sink in moved.schedules]
+        self.conn.executemany(
             "UPDATE outcomes SET state = ?, case_no = coalesce(?, case_no),"
             " normalized = coalesce(?, normalized), reason_code = coalesce(?, reason_code),"
             " reason_message = coalesce(?, reason_message), updated_at = ?"
             " WHERE report_id = ? AND state = ?",
-            (moved.to, case_no, report, *reason, now, result.report_id, current),
-        ).rowcount
-        if changed:
-            self._schedule(result.report_id, moved.schedules, now)
+            updates,
+        )
+        self._schedule(schedules, now)
 
     def expedite(self, sink: str) -> int:
         """Make every pending delivery of a sink due now (the sink has recovered, so the
