@@ -33,7 +33,15 @@ from gateway.protocols.terminal import (
     UplinkRejected,
 )
 from gateway.runtime.rejections import uplink_rejected
-from gateway.store.inbox import Added, ChunkIgnored, ChunkStored, Inbox, InboxRefusal, Known
+from gateway.store.inbox import (
+    Added,
+    ChunkIgnored,
+    ChunkStored,
+    Inbox,
+    InboxRefusal,
+    Known,
+    TrackPoint,
+)
 from gateway.store.levels import StoreLevels
 from gateway.store.outbox import Outbox
 
@@ -76,6 +84,7 @@ class Intake:
         self.gate = gate  # who may send (gateway.devices.gate); None: everyone
         self.quotas = quotas  # each device's budgets (gateway.devices.limits); None: none
         self._notices = OverLimitNotices(quotas.clock if quotas else time.monotonic)
+        self._track: list[TrackPoint] = []
 
     def apply(self, batch: Sequence[Arrived]) -> list[Downlink]:
         """Apply a batch in one durable transaction; returns the downlinks it calls for."""
@@ -83,10 +92,12 @@ class Intake:
         if self.gate is not None:
             self.gate.refresh()
         spending = self.quotas.batch() if self.quotas is not None else nullcontext()
+        self._track = []  # the batch's positions, stored in one statement
         with spending, self.inbox.batch():
             self.inbox.lock_uploads(_uploads(batch))
             for arrived in batch:
                 downlinks.extend(self._apply(arrived.event, arrived.received_at))
+            self.inbox.add_track(self._track)
         return downlinks
 
     def _apply(self, event: UplinkEvent, received_at: str) -> list[Downlink]:
@@ -104,9 +115,7 @@ class Intake:
         if isinstance(event, StatusReceived):
             return self._status(event, received_at)
         if isinstance(event, TrackReceived):
-            self.inbox.add_track(
-                event.device_id, [_point(fix) for fix in event.track.fixes], received_at
-            )
+            self._track += [_point(event.device_id, fix, received_at) for fix in event.track.fixes]
             return []
         return self._refuse(event)
 
@@ -141,7 +150,7 @@ class Intake:
         if isinstance(result, Added):
             metrics.REPORTS_RECEIVED.inc()
             if envelope.fix is not None:  # a position of the device's, for later jump checks
-                self.inbox.add_track(event.device_id, [_point(envelope.fix)], received_at)
+                self._track.append(_point(event.device_id, envelope.fix, received_at))
             self.log.debug("report.received", media=len(envelope.media), **ids)
             return self._incomplete(event.device_id, event.report_id, result.missing)
         if result.device_id != event.device_id:
@@ -286,7 +295,7 @@ def _uploads(batch: Sequence[Arrived]) -> list[tuple[str, str]]:
     return uploads
 
 
-def _point(fix: Fix) -> tuple[str | None, float, float, float | None]:
+def _point(device_id: str, fix: Fix, received_at: str) -> TrackPoint:
     """A track row: times in UTC, so the store orders them as text."""
     when = fix.time.astimezone(UTC).isoformat() if fix.time is not None else None
-    return when, fix.lat, fix.lon, fix.accuracy_m
+    return device_id, when, fix.lat, fix.lon, fix.accuracy_m, received_at

@@ -29,8 +29,7 @@ from gateway.media.assembly import Mismatch, assemble
 from gateway.media.pool import MediaRunner
 from gateway.media.stage_settings import PhotoSettings, VoiceSettings
 from gateway.normalize.acceptance import AcceptanceWindow
-from gateway.normalize.codes import CodeProfile
-from gateway.normalize.model import Location
+from gateway.normalize.codes import ClassEntry, CodeProfile
 from gateway.normalize.report import Arrival, normalize
 from gateway.paths import PathEscape
 from gateway.protocols.gnss import GnssFix
@@ -49,6 +48,19 @@ _NO_LIMITS = WireLimits(
     envelope_bytes=2**62, photo_bytes=2**62, voice_bytes=2**62, chunk_bytes=2**62,
     media_per_report=2**30, chunks_per_media=2**62, nmea_sentences=2**30, track_fixes=2**30,
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Placing:
+    """A ready report whose verdict waits for its place: its previous position is read
+    for the whole batch at once."""
+
+    report: ReadyReport
+    envelope: ReportEnvelope
+    entry: ClassEntry
+    terminal: GnssFix | None
+    nmea: GnssFix | str | None  # or the reason code why its NMEA gives none
+    lead_time: datetime | None  # the time of the fix that leads, if it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +248,23 @@ class Pipeline:
         started = time.monotonic()
         # Decided before a restart: their deliveries carry on by themselves.
         decided = self.outbox.decided([report.report_id for report in ready])
-        verdicts = [
-            verdict
+        prepared = [
+            outcome
             for report in ready
-            if report.report_id not in decided and (verdict := self._process(report)) is not None
+            if report.report_id not in decided and (outcome := self._prepare(report)) is not None
+        ]
+        # Each report's previous position, for the jump check: one query for the batch.
+        asks = [
+            (p.report.device_id, p.lead_time)
+            for p in prepared
+            if isinstance(p, _Placing) and p.lead_time is not None
+        ]
+        previous = iter(self.inbox.previous_fixes(asks))
+        verdicts = [
+            self._accept(p, next(previous) if p.lead_time is not None else None)
+            if isinstance(p, _Placing)
+            else p
+            for p in prepared
         ]
         self.outbox.record(READY_CURSOR, None if shared else ready[-1].seq, verdicts)
         metrics.stage_done(
@@ -249,9 +274,10 @@ class Pipeline:
         )
         return len(ready)
 
-    def _process(self, report: ReadyReport) -> Verdict | None:
-        """The verdict on one ready report, or None when its upload must start over (or,
-        in a cluster, its media cannot be kept in S3 yet: it goes back on the queue)."""
+    def _prepare(self, report: ReadyReport) -> _Placing | Verdict | None:
+        """A ready report up to its placing (or already its verdict), or None when its
+        upload must start over (or, in a cluster, its media cannot be kept in S3 yet: it
+        goes back on the queue)."""
         envelope = ReportEnvelope.model_validate_json(
             report.payload, strict=True, context={"limits": _NO_LIMITS}
         )
@@ -269,21 +295,26 @@ class Pipeline:
             return self._reject(
                 report, Reason.CLASS_UNKNOWN, f"{envelope.class_code} left the profile"
             )
-        arrival = Arrival(report.device_id, datetime.fromisoformat(report.received_at))
-        location = self._locate(report.device_id, envelope)
-        normalized = normalize(envelope, arrival, entry, self.profile.name, self.window, location)
-        return Accepted(report.report_id, report.device_id, normalized, bool(envelope.media))
-
-    def _locate(self, device_id: str, envelope: ReportEnvelope) -> Location:
         terminal = from_envelope(envelope.fix)
         nmea = nmea_fix(envelope.nmea) if envelope.nmea else None
         lead = terminal or (nmea if isinstance(nmea, GnssFix) else None)
-        previous = None
-        if lead is not None and lead.time is not None:
-            previous = self.inbox.previous_fix(device_id, lead.time)
-        return build_location(
-            terminal, nmea, envelope.created_at, previous, self.geo.locator, self.geo.rules
+        return _Placing(report, envelope, entry, terminal, nmea, lead.time if lead else None)
+
+    def _accept(self, placing: _Placing, previous: GnssFix | None) -> Accepted:
+        report, envelope = placing.report, placing.envelope
+        location = build_location(
+            placing.terminal,
+            placing.nmea,
+            envelope.created_at,
+            previous,
+            self.geo.locator,
+            self.geo.rules,
         )
+        arrival = Arrival(report.device_id, datetime.fromisoformat(report.received_at))
+        normalized = normalize(
+            envelope, arrival, placing.entry, self.profile.name, self.window, location
+        )
+        return Accepted(report.report_id, report.device_id, normalized, bool(envelope.media))
 
     def _assemble(self, report: ReadyReport, envelope: ReportEnvelope) -> bool:
         """Assemble every upload of a report into the spool. False when one must restart."""

@@ -230,6 +230,9 @@ class MediaUpload:
     bytes: int
 
 
+# A track row: device id, time (RFC 3339, UTC, or None), lat, lon, accuracy (m), received at.
+TrackPoint = tuple[str, str | None, float, float, float | None, str]
+
 # Asked before a new chunk is stored: None to store it, or why not.
 Admit = Callable[[str, int], InboxRefusal | None]
 
@@ -472,27 +475,38 @@ class Inbox:
             (device_id, online, battery_pct, firmware, signal_dbm, at),
         )
 
-    def add_track(
-        self, device_id: str, fixes: list[tuple[str | None, float, float, float | None]], at: str
-    ) -> None:
+    def add_track(self, points: list[TrackPoint]) -> None:
+        """Positions of devices, a batch's worth in one statement."""
         self.conn.executemany(
             "INSERT INTO track (device_id, time, lat, lon, accuracy_m, received_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            [(device_id, when, lat, lon, accuracy, at) for when, lat, lon, accuracy in fixes],
+            points,
         )
 
     # ---- pipeline ------------------------------------------------------------------------
 
-    def previous_fix(self, device_id: str, before: datetime) -> GnssFix | None:
-        """The device's last known position before `before` (from tracks and reports)."""
-        row = self.conn.execute(
-            "SELECT time, lat, lon FROM track WHERE device_id = ? AND time < ?"
-            " ORDER BY time DESC LIMIT 1",
-            (device_id, before.astimezone(UTC).isoformat()),
-        ).fetchone()
-        if row is None:
-            return None
-        return GnssFix(row[1], row[2], datetime.fromisoformat(row[0]), source="terminal")
+    def previous_fixes(self, asks: list[tuple[str, datetime]]) -> list[GnssFix | None]:
+        """Each device's last known position before its time (from tracks and reports),
+        for (device, before) pairs: one statement for a whole batch."""
+        if not asks:
+            return []
+        # VALUES' columns are column1, column2, ... in SQLite and PostgreSQL alike.
+        latest = (
+            "(SELECT {} FROM track t WHERE t.device_id = v.column1 AND t.time < v.column2"
+            " ORDER BY t.time DESC LIMIT 1)"
+        )
+        rows = self.conn.execute(
+            f"SELECT {latest.format('time')}, {latest.format('lat')}, {latest.format('lon')}"  # noqa: S608 - only ?s
+            f" FROM (VALUES {', '.join(['(?, ?, ?)'] * len(asks))}) AS v ORDER BY v.column3",
+            [value for index, (device_id, before) in enumerate(asks)
+             for value in (device_id, before.astimezone(UTC).isoformat(), index)],
+        ).fetchall()  # fmt: skip
+        return [
+            GnssFix(lat, lon, datetime.fromisoformat(when), source="terminal")
+            if when is not None
+            else None
+            for when, lat, lon in rows
+        ]
 
     def ready_after(self, cursor: int, limit: int) -> list[ReadyReport]:
         rows = self.conn.execute(

@@ -414,3 +414,23 @@ def test_a_verification_of_an_unknown_task_is_rejected_and_its_media_let_go(
     [warning] = [line for line in logged if line["event"] == "report.rejected"]
     assert (warning["report_id"], warning["task_id"]) == (answer["report_id"], theirs)
     assert (warning["reason"], warning["step"]) == ("task.unknown", "registry")
+
+
+def test_a_fix_far_from_the_devices_previous_one_is_flagged_a_jump(feed: Feeder, rig: Rig) -> None:
+    """The previous position comes from the device's track in the inbox, read for the
+    whole batch at once: a later report of the same device 11 km off in 10 s is a jump;
+    another device's report in the same batch is not."""
+    first = envelope()
+    jumped = envelope(
+        fix={"lat": 32.1108, "lon": 120.855, "accuracy_m": 6.5, "time": "2026-11-28T01:15:08Z"}
+    )
+    elsewhere = envelope(
+        fix={"lat": 32.1108, "lon": 120.855, "accuracy_m": 6.5, "time": "2026-11-28T01:15:08Z"}
+    )
+    feed((REPORT_TOPIC, encode(first)))
+    feed((REPORT_TOPIC, encode(jumped)), ("cgt/v1/tz-0002/report", encode(elsewhere)))
+    assert rig.drain()
+    flags = {doc["report_id"]: doc["location"]["flags"] for doc in rig.normalized()}
+    assert "fix.jump" not in flags[first["report_id"]]
+    assert "fix.jump" in flags[jumped["report_id"]]
+    assert "fix.jump" not in flags[elsewhere["report_id"]]
