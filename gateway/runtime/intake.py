@@ -131,19 +131,16 @@ class Intake:
         levels = self.levels()
         full = levels.report_refusal or (levels.media_refusal if envelope.media else None)
         # A full store and the budgets refuse only new reports: a re-sent one is answered
-        # where it stands (one lookup, and only when either could refuse).
-        new = (full is not None or self.quotas is not None) and not self.inbox.knows(
-            event.report_id
-        )
-        if full is not None and new:
+        # where it stands (the budget is asked by the inbox, once it knows the report new).
+        if full is not None and not self.inbox.knows(event.report_id):
             return self._refuse_report(event, Reason.RETRY_LATER, full)
-        if self.quotas is not None and new:
-            over = self.quotas.take_report(event.device_id)
-            if over is not None:
-                self._over_limit(event.device_id, over)
-                return self._refuse_report(event, over.reason, over.message)
         result = self.inbox.add_report(
-            event.device_id, event.report_id, envelope, event.payload, received_at
+            event.device_id,
+            event.report_id,
+            envelope,
+            event.payload,
+            received_at,
+            self._admit_report if self.quotas is not None else None,
         )
         if isinstance(result, InboxRefusal):
             return self._refuse_report(event, result.reason, result.message)
@@ -206,6 +203,14 @@ class Intake:
                 seq=event.seq,
             )
         )
+
+    def _admit_report(self, device_id: str) -> InboxRefusal | None:
+        """Asked by the inbox before it stores a new report: within the device's budget?"""
+        over = self.quotas.take_report(device_id) if self.quotas is not None else None
+        if over is None:
+            return None
+        self._over_limit(device_id, over)
+        return InboxRefusal(over.reason, over.message)
 
     def _admit(self, device_id: str, size: int) -> InboxRefusal | None:
         """Asked by the inbox before it stores a new chunk: within the device's budgets?"""

@@ -235,6 +235,8 @@ TrackPoint = tuple[str, str | None, float, float, float | None, str]
 
 # Asked before a new chunk is stored: None to store it, or why not.
 Admit = Callable[[str, int], InboxRefusal | None]
+# Asked before a new report of a device is stored: None to store it, or why not.
+AdmitReport = Callable[[str], InboxRefusal | None]
 
 
 class Inbox:
@@ -280,32 +282,27 @@ class Inbox:
         envelope: ReportEnvelope,
         payload: bytes,
         received_at: str,
+        admit: AdmitReport | None = None,
     ) -> Added | Known | InboxRefusal:
-        row = self.conn.execute(
-            "SELECT device_id FROM reports WHERE report_id = ?", (report_id,)
-        ).fetchone()
-        if row is not None:
-            return Known(row[0], self.missing_chunks(report_id))
-        for manifest in envelope.media:
-            taken = self.conn.execute(
-                "SELECT 1 FROM media WHERE device_id = ? AND media_id = ?",
-                (device_id, manifest.media_id.lower()),
-            ).fetchone()
-            if taken is not None:
-                return InboxRefusal(
-                    Reason.MEDIA_ID_IN_USE, f"media {manifest.media_id} is in another report"
-                )
+        """Store a report, or say where a re-sent one stands. `admit(device_id)` is asked
+        only for a new report whose media ids are free; its refusal stores nothing."""
         now = time.time()
+        # Inserted first (a key taken means a re-send, or another instance's arrival in a
+        # shared inbox): one statement for the common case, a new report.
         inserted = self.conn.execute(
             "INSERT INTO reports (report_id, device_id, received_at, payload, missing, updated_at)"
             " VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (report_id) DO NOTHING",
             (report_id, device_id, received_at, payload, now),
         ).rowcount
-        if not inserted:  # another instance took it meanwhile (a shared inbox)
+        if not inserted:
             (known,) = self.conn.execute(
                 "SELECT device_id FROM reports WHERE report_id = ?", (report_id,)
             ).fetchone()
             return Known(known, self.missing_chunks(report_id))
+        refused = self._taken_media(device_id, envelope) or (admit(device_id) if admit else None)
+        if refused is not None:
+            self.conn.execute("DELETE FROM reports WHERE report_id = ?", (report_id,))
+            return refused
         missing_total = 0
         for manifest in envelope.media:
             missing_total += self._add_media(device_id, report_id, manifest)
@@ -315,6 +312,19 @@ class Inbox:
             "UPDATE reports SET missing = ? WHERE report_id = ?", (missing_total, report_id)
         )
         return Added(self.missing_chunks(report_id))
+
+    def _taken_media(self, device_id: str, envelope: ReportEnvelope) -> InboxRefusal | None:
+        """A refusal if a media id of the report is another report's already."""
+        for manifest in envelope.media:
+            taken = self.conn.execute(
+                "SELECT 1 FROM media WHERE device_id = ? AND media_id = ?",
+                (device_id, manifest.media_id.lower()),
+            ).fetchone()
+            if taken is not None:
+                return InboxRefusal(
+                    Reason.MEDIA_ID_IN_USE, f"media {manifest.media_id} is in another report"
+                )
+        return None
 
     def _arrived(self, report_id: str, state: ReportState, missing: int) -> ReportState:
         """The report's next state by the lifecycle table, now that `missing` chunks are
