@@ -2,7 +2,7 @@
 broker restarted once; then every report checked against the stores.
 
     .venv/bin/python tools/soak.py [--duration 600] [--terminals 200] [--seed N]
-        [--kill-every 15:45] [--production] [--keep] [--work-dir DIR]
+        [--kill-every 15:45] [--production] [--instances N] [--keep] [--work-dir DIR]
 
 A Mosquitto of its own (the project's config, persistence on, a free port), the gateway
 (`gateway run`, embedded sinks in a fresh data directory; with --production a throwaway
@@ -12,6 +12,12 @@ started again; the broker is stopped and started on the same port and persistenc
 directory once, mid-run. When the simulator is done the gateway is given time to finish
 what it owes (its outbox drained), is stopped, and `soak_check` compares what the
 terminals were told with the registry and the object store.
+
+With --instances N (2 or more) the gateway runs in shared mode: a throwaway PostgreSQL
+(`gateway db upgrade --cluster` first) holds every instance's stores and the registry,
+moto's S3 the objects and the media spool, and N instances (`cgt-gw-1`...) share one
+subscription. Each SIGKILL takes a random instance, and PostgreSQL is restarted once
+(`--postgres-restarts`) as well as the broker.
 
 Progress goes to stderr as `soak t=SECONDS event=NAME key=value ...` lines; the summary
 and the checker's `lost=N duplicated=N` to stdout. Exit code 0 only if both are 0.
@@ -30,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -39,6 +46,7 @@ from types import FrameType
 import orjson
 from soak_check import Verdict, local_digests, render, run_check, s3_digests
 from soak_stack import (
+    S3_SECRET_ENV,
     Backlog,
     Gateway,
     ProductionSinks,
@@ -55,6 +63,7 @@ from gateway.harness.mosquitto import Mosquitto
 PROGRESS_EVERY_S = 10.0
 BROKER_DOWN_S = 2.0  # long enough that every client notices and reconnects
 SIM_GRACE_S = 900.0  # after the duration: the simulator drains its queues, then gives up
+SUPERVISOR_GIVES_UP_S = 120.0  # an instance that will not start again fails the soak
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +80,16 @@ class SoakSettings:
     allowed_rejections: tuple[str, ...] = ()
     reports_per_hour: float | None = None  # per terminal; None: the soak scenario's
     tasks: int | None = None  # verification tasks sent during the run; None: one a minute
+    instances: int = 1  # 2 or more: shared mode (PostgreSQL and S3), one shared group
+    postgres_restarts: int = 1  # in shared mode: the first a crash, then fast, in turn
 
     @property
     def task_count(self) -> int:
         return self.tasks if self.tasks is not None else max(1, int(self.duration_s // 60))
+
+    @property
+    def shared(self) -> bool:
+        return self.instances >= 2
 
 
 @dataclass
@@ -82,8 +97,12 @@ class SoakResult:
     settings: SoakSettings
     work_dir: Path
     kills_at_s: list[float] = field(default_factory=list)
+    killed: list[str] = field(default_factory=list)  # in shared mode: which instance, each kill
     gateway_up_s: list[float] = field(default_factory=list)  # start to ready, each restart
     broker_restarts_at_s: list[float] = field(default_factory=list)
+    postgres_restarts_at_s: list[float] = field(default_factory=list)  # back up, each
+    # In shared mode: instances that exited by themselves, restarted as a supervisor would.
+    exits: list[str] = field(default_factory=list)
     sim_exit: int | None = None
     run_s: float = 0.0
     drain_s: float = 0.0
@@ -121,7 +140,8 @@ def progress(clock: Clock, event: str, **fields: object) -> None:
 
 def schedule(settings: SoakSettings, rng: random.Random) -> list[tuple[float, str]]:
     """When to kill the gateway (seeded gaps of kill_every_s) and when to restart the
-    broker (evenly inside the run), in order of time."""
+    broker (evenly inside the run) and, in shared mode, PostgreSQL (evenly too, a quarter
+    of its gap later: not with the broker's), in order of time."""
     low, high = settings.kill_every_s
     events: list[tuple[float, str]] = []
     at = rng.uniform(low, high)
@@ -130,6 +150,9 @@ def schedule(settings: SoakSettings, rng: random.Random) -> list[tuple[float, st
         at += rng.uniform(low, high)
     for n in range(settings.broker_restarts):
         events.append((settings.duration_s * (n + 1) / (settings.broker_restarts + 1), "broker"))
+    restarts = settings.postgres_restarts if settings.shared else 0
+    for n in range(restarts):
+        events.append((settings.duration_s * (n + 1.25) / (restarts + 1), "postgres"))
     # Tasks early enough that the inspector can walk there and report before the end.
     for n in range(settings.task_count):
         events.append((settings.duration_s * (0.1 + 0.6 * (n + 0.5) / settings.task_count), "task"))
@@ -167,6 +190,68 @@ def run_soak(settings: SoakSettings) -> SoakResult:
     return result
 
 
+@dataclass
+class Parts:
+    """What the soak disturbs and how it reads the stores: the broker, the gateway (one,
+    or a cluster's instances), and the production sinks if there are any."""
+
+    broker: Mosquitto
+    gateways: list[Gateway]
+    sinks: ProductionSinks | None
+    count_cases: Callable[[], int | None]
+    pick: Callable[[], tuple[str, str] | None]
+    owed: Callable[[], Backlog | None]  # what the gateway (or the cluster) has not finished
+
+
+def _parts(
+    settings: SoakSettings,
+    work: Path,
+    broker: Mosquitto,
+    sinks: ProductionSinks | None,
+    rng: random.Random,
+) -> Parts:
+    """The gateway, or a cluster's instances, and how to read what they stored and owe."""
+    if settings.shared:
+        assert sinks is not None  # noqa: S101 - _run starts them for shared mode
+        config = sinks.write_config(work / "gateway.toml", shared=True)
+        gateways = [
+            # Each data dir holds only a local spool cache and the metrics; the JSON log
+            # beside it, as the harness's GatewayProcess has it (`<data_dir>.log`).
+            Gateway(
+                work / f"gw-{n}",
+                broker.url,
+                work / f"gw-{n}.log",
+                config=config,
+                env={S3_SECRET_ENV: "testing"},
+                client_id=f"cgt-gw-{n}",
+            )
+            for n in range(1, settings.instances + 1)
+        ]
+        owed: Callable[[], Backlog | None] = sinks.backlog
+    else:
+        gateway = Gateway(work / "gateway", broker.url, work / "gateway.log")
+        if sinks is not None:
+            gateway.config = sinks.write_config(work / "gateway.toml")
+            gateway.env = {S3_SECRET_ENV: "testing"}
+        gateways, owed = [gateway], partial(backlog, gateway.data_dir)
+    if sinks is None:
+        data_dir = gateways[0].data_dir
+        return Parts(
+            broker,
+            gateways,
+            None,
+            partial(cases_registered, data_dir),
+            partial(pick_case, data_dir, rng),
+            owed,
+        )
+    return Parts(broker, gateways, sinks, sinks.cases, partial(sinks.pick_case, rng), owed)
+
+
+def _who(gateway: Gateway) -> dict[str, str]:
+    """The instance, in a progress line (nothing for the one embedded gateway)."""
+    return {"instance": gateway.client_id} if gateway.client_id is not None else {}
+
+
 def _run(settings: SoakSettings, result: SoakResult) -> None:
     clock = Clock()
     rng = random.Random(settings.seed)  # noqa: S311 - a reproducible schedule, not a secret
@@ -175,20 +260,17 @@ def _run(settings: SoakSettings, result: SoakResult) -> None:
         broker = stack.enter_context(Mosquitto(work / "broker"))
         progress(clock, "broker.started", url=broker.url, persistence=work / "broker" / "data")
         sinks = None
-        if settings.production:
+        if settings.production or settings.shared:
             sinks = ProductionSinks.start(work)
             stack.callback(sinks.close)
             progress(clock, "sinks.started", registry=sinks.dsn, objects=sinks.objects_url)
-        gateway = Gateway(work / "gateway", broker.url, work / "gateway.log")
-        count_cases: Callable[[], int | None] = partial(cases_registered, gateway.data_dir)
-        pick: Callable[[], tuple[str, str] | None] = partial(pick_case, gateway.data_dir, rng)
-        if sinks is not None:
-            gateway.config = sinks.write_config(work / "gateway.toml")
-            gateway.env = {"CGT_SOAK_S3_SECRET": "testing"}
-            count_cases = sinks.cases
-            pick = partial(sinks.pick_case, rng)
-        stack.callback(gateway.stop)
-        progress(clock, "gateway.started", ready_s=f"{gateway.start():.1f}")
+            if settings.shared:
+                upgraded = sinks.upgrade_schema().splitlines()
+                progress(clock, "schema.upgraded", parts=len(upgraded), cluster=sinks.dsn)
+        parts = _parts(settings, work, broker, sinks, rng)
+        for gateway in parts.gateways:
+            stack.callback(gateway.stop)
+            progress(clock, "gateway.started", ready_s=f"{gateway.start():.1f}", **_who(gateway))
 
         plan = SimPlan(
             broker.url,
@@ -212,19 +294,20 @@ def _run(settings: SoakSettings, result: SoakResult) -> None:
         stack.callback(_end, sim)
         progress(clock, "sim.started", terminals=settings.terminals, command=" ".join(command[3:]))
 
-        _disturb(settings, result, clock, rng, sim, gateway, broker, count_cases, pick)
+        _disturb(settings, result, clock, rng, sim, parts)
         _end(sim)
         result.sim_exit = sim.returncode
         result.run_s = clock.now()
         progress(clock, "sim.exited", code=result.sim_exit)
 
         began = time.monotonic()
-        result.drained = _drain(settings, clock, gateway)
+        result.drained = _drain(settings, clock, parts.owed)
         result.drain_s = time.monotonic() - began
-        gateway.stop()
-        progress(clock, "gateway.stopped")
+        for gateway in parts.gateways:
+            gateway.stop()
+            progress(clock, "gateway.stopped", **_who(gateway))
 
-        _check(settings, result, clock, plan.json_path, gateway, sinks)
+        _check(settings, result, clock, plan.json_path, parts.gateways[0], sinks)
 
 
 def _check(
@@ -269,13 +352,10 @@ def _disturb(
     clock: Clock,
     rng: random.Random,
     sim: subprocess.Popen[bytes],
-    gateway: Gateway,
-    broker: Mosquitto,
-    count_cases: Callable[[], int | None],
-    pick: Callable[[], tuple[str, str] | None],
+    parts: Parts,
 ) -> None:
-    """Kill the gateway, restart the broker and send verification tasks on schedule
-    while the simulator runs."""
+    """Kill the gateway (an instance), restart the broker (and PostgreSQL) and send
+    verification tasks on schedule while the simulator runs."""
     events = schedule(settings, rng)
     next_progress = PROGRESS_EVERY_S
     deadline = settings.duration_s + SIM_GRACE_S
@@ -284,38 +364,68 @@ def _disturb(
         if now > deadline:
             progress(clock, "sim.overdue", deadline_s=deadline)
             return
+        if settings.shared:
+            _supervise(result, clock, parts.gateways)
         if events and now >= events[0][0]:
             _, what = events.pop(0)
             if what == "kill":
-                _kill_and_restart(result, clock, rng, gateway)
+                _kill_and_restart(result, clock, rng, parts.gateways)
             elif what == "task":
-                _send_task(result, clock, gateway, broker.url, pick())
-            else:
-                _restart_broker(result, clock, broker)
+                _send_task(result, clock, parts.gateways[0], parts.broker.url, parts.pick())
+            elif what == "broker":
+                _restart_broker(result, clock, parts.broker)
+            elif parts.sinks is not None:  # "postgres": scheduled in shared mode only
+                _restart_postgres(result, clock, parts.sinks)
         elif now >= next_progress:
             next_progress += PROGRESS_EVERY_S
-            work = result.work_dir
-            state = backlog(gateway.data_dir)
+            state = parts.owed()
             progress(
                 clock,
                 "progress",
-                cases=count_cases(),
+                cases=parts.count_cases(),
                 backlog=state.describe() if state else "-",
-                sim=sim_status(work / "sim.err"),
+                sim=sim_status(result.work_dir / "sim.err"),
             )
         time.sleep(0.1)
 
 
 def _kill_and_restart(
-    result: SoakResult, clock: Clock, rng: random.Random, gateway: Gateway
+    result: SoakResult, clock: Clock, rng: random.Random, gateways: Sequence[Gateway]
 ) -> None:
+    # One gateway: no draw, so an embedded soak's seed gives the schedule it always gave.
+    gateway = gateways[rng.randrange(len(gateways))] if len(gateways) > 1 else gateways[0]
     gateway.kill()
     result.kills_at_s.append(round(clock.now(), 1))
-    progress(clock, "gateway.killed", kill=len(result.kills_at_s), signal="SIGKILL")
+    if gateway.client_id is not None:
+        result.killed.append(gateway.client_id)
+    kill = len(result.kills_at_s)
+    progress(clock, "gateway.killed", kill=kill, signal="SIGKILL", **_who(gateway))
     time.sleep(rng.uniform(0.2, 3.0))  # down for a moment: terminals and the broker notice
     up_s = gateway.start()
     result.gateway_up_s.append(round(up_s, 2))
-    progress(clock, "gateway.restarted", kill=len(result.kills_at_s), ready_s=f"{up_s:.1f}")
+    progress(clock, "gateway.restarted", kill=kill, ready_s=f"{up_s:.1f}", **_who(gateway))
+
+
+def _supervise(result: SoakResult, clock: Clock, gateways: Sequence[Gateway]) -> None:
+    """Start again an instance that exited by itself (`gateway run` exits non-zero when
+    its pipeline dies, for its supervisor to restart it), and say so in the summary."""
+    for gateway in gateways:
+        code = gateway.exited()
+        if code is None:
+            continue
+        result.exits.append(f"{gateway.client_id} exit {code} at {clock.now():.1f} s")
+        progress(clock, "gateway.exited", code=code, log=gateway.log_path, **_who(gateway))
+        deadline = time.monotonic() + SUPERVISOR_GIVES_UP_S
+        while True:
+            try:
+                up_s = gateway.start()
+            except (RuntimeError, TimeoutError):  # e.g. the database not back yet: exit 2
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+                continue
+            progress(clock, "gateway.restarted", ready_s=f"{up_s:.1f}", **_who(gateway))
+            break
 
 
 def _send_task(
@@ -358,13 +468,25 @@ def _restart_broker(result: SoakResult, clock: Clock, broker: Mosquitto) -> None
     progress(clock, "broker.restarted", url=broker.url)
 
 
-def _drain(settings: SoakSettings, clock: Clock, gateway: Gateway) -> Backlog | None:
+def _restart_postgres(result: SoakResult, clock: Clock, sinks: ProductionSinks) -> None:
+    """The cluster's database down and up: every instance's stores and the registry."""
+    crash = len(result.postgres_restarts_at_s) % 2 == 0
+    began = time.monotonic()
+    progress(clock, "postgres.stopping", mode="immediate" if crash else "fast")
+    sinks.restart_database(crash=crash)  # same port, same data
+    result.postgres_restarts_at_s.append(round(clock.now(), 1))
+    progress(clock, "postgres.restarted", down_s=f"{time.monotonic() - began:.1f}")
+
+
+def _drain(
+    settings: SoakSettings, clock: Clock, owed: Callable[[], Backlog | None]
+) -> Backlog | None:
     """Wait until the gateway owes nothing (seen twice, a second apart): every ready
     report taken, no delivery pending; its state as last seen."""
     deadline = time.monotonic() + settings.drain_timeout_s
     streak, state = 0, None
     while time.monotonic() < deadline:
-        state = backlog(gateway.data_dir)
+        state = owed()
         streak = streak + 1 if state is not None and state.drained else 0
         if streak >= 2:
             progress(clock, "gateway.drained", backlog=state.describe() if state else "-")
@@ -388,6 +510,8 @@ def _end(process: subprocess.Popen[bytes]) -> None:
 def summary(result: SoakResult) -> str:
     s = result.settings
     sinks = "PostgreSQL + S3 (moto)" if s.production else "SQLite registry + local objects"
+    if s.shared:
+        sinks = f"{s.instances} instances in shared mode, PostgreSQL + S3 (moto)"
     verdict = result.verdict
     ups = sorted(result.gateway_up_s)
     up = f"ready again in {ups[len(ups) // 2]:.1f} s p50, {ups[-1]:.1f} s max" if ups else ""
@@ -397,8 +521,19 @@ def summary(result: SoakResult) -> str:
         f"  gateway SIGKILLs  {len(result.kills_at_s)} at {result.kills_at_s} s; {up}",
         f"  broker restarts   {len(result.broker_restarts_at_s)} at "
         f"{result.broker_restarts_at_s} s",
-        f"  simulator exit    {result.sim_exit}",
     ]
+    if s.shared:
+        per = Counter(result.killed)
+        killed = ", ".join(f"{name} x{per[name]}" for name in sorted(per))
+        crash = " (the first a crash: immediate shutdown)" if result.postgres_restarts_at_s else ""
+        exits = f": {result.exits} (restarted, as a supervisor would)" if result.exits else ""
+        lines += [
+            f"  instances killed  {killed or 'none'}",
+            f"  postgres restarts {len(result.postgres_restarts_at_s)} at "
+            f"{result.postgres_restarts_at_s} s{crash}",
+            f"  exited by itself  {len(result.exits)}{exits}",
+        ]
+    lines.append(f"  simulator exit    {result.sim_exit}")
     if result.sim_faults:
         faults = " ".join(f"{k}={v}" for k, v in result.sim_faults.items())
         lines.append(f"  faults injected   {faults}")
@@ -444,6 +579,13 @@ def parse_args(argv: Sequence[str] | None) -> SoakSettings:
     )
     parser.add_argument("--drain-timeout", type=float, default=300.0)
     parser.add_argument("--production", action="store_true", help="PostgreSQL and S3 sinks")
+    parser.add_argument(
+        "--instances", type=int, default=1, metavar="N",
+        help="2 or more: shared mode, N instances on PostgreSQL and S3 [default: 1, embedded]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--postgres-restarts", type=int, default=1, help="in shared mode [default: 1]"
+    )
     parser.add_argument("--work-dir", type=Path, help="a new directory [default: a temporary]")
     parser.add_argument("--keep", action="store_true", help="keep the work dir after a pass")
     parser.add_argument(
@@ -458,6 +600,8 @@ def parse_args(argv: Sequence[str] | None) -> SoakSettings:
         parser.error("--kill-every is MIN:MAX seconds")
     if not 0 < kill_every[0] <= kill_every[1] or args.duration <= 0 or args.terminals < 1:
         parser.error("--kill-every, --duration and --terminals must be positive")
+    if args.instances < 1 or args.postgres_restarts < 0:
+        parser.error("--instances must be positive, --postgres-restarts not negative")
     settings = SoakSettings(
         duration_s=args.duration,
         terminals=args.terminals,
@@ -470,6 +614,8 @@ def parse_args(argv: Sequence[str] | None) -> SoakSettings:
         allowed_rejections=tuple(args.allow_rejection),
         reports_per_hour=args.reports_per_hour,
         tasks=args.tasks,
+        instances=args.instances,
+        postgres_restarts=args.postgres_restarts,
     )
     if args.seed is not None:
         settings = dataclasses.replace(settings, seed=args.seed)

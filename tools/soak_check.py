@@ -318,7 +318,15 @@ def postgres_rows(dsn: str) -> tuple[list[CaseRow], list[VerificationRow] | None
         if "report_id" not in columns:
             return cases, None
         rows = conn.execute(f"SELECT {_verification_columns(columns)} FROM verifications")  # noqa: S608
-        return cases, [VerificationRow(*row) for row in rows]
+        # As text: PostgreSQL gives a uuid column (task_id) as a UUID, the terminals a string.
+        return cases, [
+            VerificationRow(str(report_id), _text(case_no), _text(task_id))
+            for report_id, case_no, task_id in rows
+        ]
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def local_digests(root: Path) -> DigestOf:

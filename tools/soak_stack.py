@@ -1,5 +1,6 @@
 """The soak's moving parts: the gateway in a process group of its own, the simulator's
-command line, the drain probe, and (with --production) PostgreSQL and an S3 server.
+command line, the drain probe, and (with --production, or several instances in shared
+mode) PostgreSQL and an S3 server.
 
 The gateway is started as operators start it (`gateway run`), but with
 `start_new_session`, so that one SIGKILL to its process group takes the intake, the
@@ -69,6 +70,7 @@ class Gateway:
     log_path: Path
     config: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    client_id: str | None = None  # an instance's own id in shared mode
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60) -> float:
@@ -78,6 +80,8 @@ class Gateway:
                    "--data-dir", str(self.data_dir)]  # fmt: skip
         if self.config is not None:
             command += ["--config", str(self.config)]
+        if self.client_id is not None:
+            command += ["--client-id", self.client_id]
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             process = subprocess.Popen(  # noqa: S603 - our own program
@@ -108,6 +112,10 @@ class Gateway:
         if process.poll() is not None:
             raise RuntimeError(f"gateway exited {process.returncode}; see {self.log_path}")
         return time.monotonic() - began
+
+    def exited(self) -> int | None:
+        """Its exit status if it ended by itself (not killed or stopped by the soak)."""
+        return None if self.process is None else self.process.poll()
 
     def kill(self) -> None:
         """SIGKILL to the whole group at once: no goodbye, no flush, no orderly child exit."""
@@ -202,8 +210,13 @@ def backlog(data_dir: Path) -> Backlog | None:
             per_step = depths(outbox)
     except sqlite3.OperationalError:
         return None
+    return _backlog(int(last) - (int(row[0]) if row else 0), per_step)
+
+
+def _backlog(unread: int, per_step: dict[str, tuple[int, float, int]]) -> Backlog:
+    """From the outbox's `depths()`: per step (pending, oldest age, dead)."""
     return Backlog(
-        unread=int(last) - (int(row[0]) if row else 0),
+        unread=unread,
         pending={step: pending for step, (pending, _, _) in per_step.items()},
         dead={step: dead for step, (_, _, dead) in per_step.items()},
     )
@@ -236,16 +249,22 @@ def _one(rows: Sequence[Sequence[object]], rng: random.Random) -> tuple[str, str
     return str(case_no), str(device_id)
 
 
-# ---- production sinks (--production) ---------------------------------------------------------
+# ---- production sinks (--production), and the shared stores of a cluster (--instances) ----
 
 BUCKET = "cgt-soak"
 PREFIX = "city"
 S3_SECRET_ENV = "CGT_SOAK_S3_SECRET"  # noqa: S105 - the name of a variable, not a secret
+SHARED_GROUP = "cgt"
+# A dead instance's leased deliveries wait this long for another: well above a media
+# batch on a busy 2-core machine, short enough that the drain does not wait minutes.
+LEASE_S = 20
+DATABASE_DOWN_S = 5.0  # long enough that commits fail and the terminals' acks time out
 
 
 @dataclass
 class ProductionSinks:
-    """A throwaway PostgreSQL cluster and moto's S3 server (`tests/servers.py`)."""
+    """A throwaway PostgreSQL cluster and moto's S3 server (`tests/servers.py`); in shared
+    mode the same database also holds the instances' stores (schema `cgt`)."""
 
     postgres: PostgresCluster
     s3: S3Server
@@ -271,10 +290,20 @@ class ProductionSinks:
     def client(self) -> S3Client:
         return self.s3.client(max_attempts=5, read_timeout=60)
 
-    def write_config(self, path: Path) -> Path:
+    def write_config(self, path: Path, *, shared: bool = False) -> Path:
+        """The gateway's config: PostgreSQL registry and S3 objects; `shared`: also every
+        store in the database (the registry defaults to it) and one shared subscription."""
+        registry = "" if shared else f'registry = "{self.dsn}"\n'
+        cluster = (
+            f'[cluster]\nurl = "{self.dsn}"\nlease_s = {LEASE_S}\n\n'
+            f'[mqtt]\nshared_group = "{SHARED_GROUP}"\nkeepalive_s = 10\n\n'
+            if shared
+            else ""
+        )
         path.write_text(
             f'objects = "{self.objects_url}"\n'
-            f'registry = "{self.dsn}"\n\n'
+            f"{registry}\n"
+            f"{cluster}"
             "[s3]\n"
             f'endpoint_url = "{self.s3.endpoint_url}"\n'
             'region = "us-east-1"\n'
@@ -284,6 +313,46 @@ class ProductionSinks:
             encoding="utf-8",
         )
         return path
+
+    def upgrade_schema(self) -> str:
+        """`gateway db upgrade --cluster`, as an operator runs it before the instances."""
+        done = subprocess.run(  # noqa: S603 - our own program
+            [sys.executable, "-m", "gateway", "db", "upgrade", "--cluster", self.dsn],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"gateway db upgrade exited {done.returncode}: {done.stderr}")
+        return done.stdout.strip()
+
+    def restart_database(self, *, crash: bool) -> None:
+        """PostgreSQL down and up on the same port and data: an immediate shutdown (a
+        crash: recovery from the WAL at start) or a fast one (sessions ended)."""
+        if crash:
+            self.postgres.kill()
+        else:
+            self.postgres.stop()
+        time.sleep(DATABASE_DOWN_S)
+        self.postgres.start()
+
+    def backlog(self) -> Backlog | None:
+        """What the cluster has taken in and not finished (every instance's alike); None
+        while the database cannot say."""
+        import psycopg  # noqa: PLC0415 - only with PostgreSQL
+
+        from gateway.store.cluster import cluster_depths  # noqa: PLC0415
+        from gateway.store.postgres import PgConnection  # noqa: PLC0415
+
+        try:
+            conn = PgConnection(self.dsn, name="cgt-soak-probe", connect_timeout_s=2)
+        except psycopg.Error:
+            return None
+        try:
+            state = cluster_depths(conn)
+        except psycopg.Error:
+            return None  # not migrated yet, or going down
+        finally:
+            conn.close()
+        return _backlog(state.ready, state.per_sink)
 
     def cases(self) -> int | None:
         """Cases registered so far; None while the registry cannot say."""

@@ -128,13 +128,15 @@ class Pipeline:
         workers = {step: ThreadPoolExecutor(1, thread_name_prefix=f"sink-{step}") for step in STEPS}
         in_flight: dict[Step, Future[StepOutcome]] = {}
         wake = threading.Event()
-        if self.outbox.shared:
-            released = self.outbox.release()
-            if released:
-                self.log.info("deliveries.leases_released", deliveries=released)
+        # A shared outbox may be out of reach at start: its leases are given back in the
+        # first round that reaches it, like any other work.
+        leases_held = self.outbox.shared
         while not stop.is_set():
             wake.clear()
             try:
+                if leases_held:
+                    self._release_leases()
+                    leases_held = False
                 work = self._round(in_flight, workers, wake)
             except Exception as error:
                 if is_conflict(error):  # a shared store rolled this round back: again now
@@ -151,6 +153,11 @@ class Pipeline:
             self._unspool(self._record(future.result()))
             workers[step].shutdown()
         self.deliveries.close()
+
+    def _release_leases(self) -> None:
+        released = self.outbox.release()
+        if released:
+            self.log.info("deliveries.leases_released", deliveries=released)
 
     def _round(
         self,

@@ -518,7 +518,7 @@ class Outbox:
             (failures,) = self.conn.execute(
                 "INSERT INTO media_files (device_id, media_id, report_id, failures)"
                 " VALUES (?, ?, ?, 1) ON CONFLICT (device_id, media_id)"
-                " DO UPDATE SET failures = failures + 1 RETURNING failures",
+                " DO UPDATE SET failures = media_files.failures + 1 RETURNING failures",
                 (device_id, media_id, report_id),
             ).fetchone()
         return int(failures)

@@ -40,7 +40,13 @@ from gateway.store.inbox import Inbox
 from gateway.store.outbox import Outbox
 from gateway.store.postgres import PgConnection, SchemaError, check, upgrade
 from gateway.store.spool import SPOOL_PREFIX, SharedSpool
-from tests.factories import FAST_PIPELINE, encode, envelope, photo_upload, voice_upload
+from tests.factories import (
+    FAST_PIPELINE,
+    encode,
+    envelope,
+    photo_upload,
+    voice_upload,
+)
 from tests.servers import S3Server
 from tests.unit.conftest import Feeder
 
@@ -300,3 +306,23 @@ def test_an_s3_outage_holds_back_media_reports_only(make_instance: Any, s3: S3Se
         s3.resume()
     assert a.drain()
     assert {ack["report_id"] for ack in a.acks()} == {text["report_id"], with_photo["report_id"]}
+
+
+def test_a_corrupt_upload_is_counted_and_asked_for_again(make_instance: Any) -> None:
+    """An assembled file that does not match its manifest: counted in the shared outbox,
+    the upload thrown away and the terminal asked for it again (found by the shared-mode
+    soak: PostgreSQL wanted the upsert's column qualified, and the round kept failing)."""
+    a = make_instance("gw-a")
+    upload = photo_upload(chunk_bytes=4096)
+    body = envelope([upload])
+    garbled = [bytes(b ^ 0xFF for b in upload.chunks[0]), *upload.chunks[1:]]
+    a.feed((REPORT_TOPIC, encode(body)))
+    a.feed(*[(upload.chunk_topic(DEVICE, seq), data) for seq, data in enumerate(garbled)])
+    assert a.pipeline.step() >= 1
+    (failures,) = a.pipeline_conn.execute("SELECT failures FROM media_files").fetchone()
+    assert failures == 1
+    [asked] = a.feed((REPORT_TOPIC, encode(body)))  # the terminal re-sends: what is missing
+    assert asked[1]["missing"] == {upload.media_id: list(range(len(upload.chunks)))}
+    a.feed(*[(upload.chunk_topic(DEVICE, seq), data) for seq, data in enumerate(upload.chunks)])
+    assert a.drain()
+    assert [ack["status"] for ack in a.acks()] == ["accepted"]
