@@ -168,9 +168,9 @@ def test_three_instances_take_every_report_with_its_media(cluster: Cluster, tmp_
     # The operators' outbox command reads the shared outbox from the cluster's config.
     listed = gateway_cli("outbox", "list", "--config", str(cluster.config))
     rows = [line.split() for line in listed.stdout.splitlines()[1:]]
-    assert {row[0]: (row[1], row[3]) for row in rows} == {
-        step: ("0", "0") for step in ("media", "registry", "objects", "bus", "ack")
-    }
+    assert {row[0]: (row[1], row[3]) for row in rows} == dict.fromkeys(
+        ("media", "registry", "objects", "bus", "ack"), ("0", "0")
+    )
 
 
 def run_refused(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
