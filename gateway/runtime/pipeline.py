@@ -50,6 +50,20 @@ _NO_LIMITS = WireLimits(
 )  # fmt: skip
 
 
+# An idle pipeline on a shared store polls it less and less often, up to this: each
+# poll is a claim and five lease queries on PostgreSQL (measured on one idle instance at
+# 5 ms: 1,026 transactions a second, 0.086 of a core and 0.044 of PostgreSQL's).
+SHARED_IDLE_MAX_S = 0.05
+
+
+def idle_wait(last: float, base: float, shared: bool, worked: bool) -> float:
+    """How long to wait before the next round when it finds nothing: the base poll after
+    work; on a shared store, twice the last wait while idle, up to `SHARED_IDLE_MAX_S`."""
+    if worked or not shared:
+        return base
+    return min(max(base, SHARED_IDLE_MAX_S), last * 2)
+
+
 @dataclass(frozen=True, slots=True)
 class _Placing:
     """A ready report whose verdict waits for its place: its previous position is read
@@ -131,6 +145,7 @@ class Pipeline:
         # A shared outbox may be out of reach at start: its leases are given back in the
         # first round that reaches it, like any other work.
         leases_held = self.outbox.shared
+        idle = self.settings.idle_poll_s
         while not stop.is_set():
             wake.clear()
             try:
@@ -147,8 +162,9 @@ class Pipeline:
                 self.log.exception("pipeline.step_failed")
                 work = 0
                 stop.wait(1.0)
+            idle = idle_wait(idle, self.settings.idle_poll_s, self.outbox.shared, bool(work))
             if not work:
-                wake.wait(self.settings.idle_poll_s)
+                wake.wait(idle)
         for step, future in in_flight.items():
             self._unspool(self._record(future.result()))
             workers[step].shutdown()

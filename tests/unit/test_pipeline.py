@@ -24,7 +24,7 @@ from gateway.media.pool import InlineRunner
 from gateway.normalize.acceptance import AcceptanceWindow
 from gateway.normalize.codes import CodeProfile
 from gateway.protocols.payloads import Task
-from gateway.runtime.pipeline import Pipeline
+from gateway.runtime.pipeline import Pipeline, idle_wait
 from gateway.sinks.memory import MemoryObjectStore, MemoryPublisher, MemoryRegistry
 from gateway.store.db import sqlite_file
 from gateway.store.inbox import Inbox
@@ -434,3 +434,12 @@ def test_a_fix_far_from_the_devices_previous_one_is_flagged_a_jump(feed: Feeder,
     assert "fix.jump" not in flags[first["report_id"]]
     assert "fix.jump" in flags[jumped["report_id"]]
     assert "fix.jump" not in flags[elsewhere["report_id"]]
+
+
+def test_an_idle_pipeline_polls_a_shared_store_less_and_less() -> None:
+    waits = [0.005]
+    for _ in range(6):
+        waits.append(idle_wait(waits[-1], 0.005, shared=True, worked=False))
+    assert waits == [0.005, 0.01, 0.02, 0.04, 0.05, 0.05, 0.05]
+    assert idle_wait(0.05, 0.005, shared=True, worked=True) == 0.005  # work: at once again
+    assert idle_wait(0.005, 0.005, shared=False, worked=False) == 0.005  # SQLite: as ever
