@@ -33,7 +33,13 @@ from gateway.runtime.settings import (
     PipelineSettings,
     TaskSettings,
 )
-from gateway.settings import Section, check_postgres_url, default_config_dir, redact_url
+from gateway.settings import (
+    POSTGRES_SCHEMES,
+    Section,
+    check_postgres_url,
+    default_config_dir,
+    redact_url,
+)
 from gateway.sinks.settings import PostgresSettings, S3Settings
 from gateway.store.settings import ClusterSettings, StoreSettings
 from gateway.transports.mqtt_settings import MqttSettings
@@ -172,8 +178,6 @@ class GatewayConfig(Section):
                 shown = value.model_copy(update={"url": redact_url(value.url)})
             yield name, shown
 
-
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 

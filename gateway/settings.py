@@ -79,9 +79,12 @@ def default_config_dir() -> Path:
     raise ConfigError([f"no config directory beside {package}; set codes.dir"])
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
 def check_postgres_url(value: str) -> str:
     """A PostgreSQL URL's checks; messages never echo it (it may hold a password)."""
-    if not value.startswith(("postgresql://", "postgres://")):
+    if not value.startswith(POSTGRES_SCHEMES):
         raise ValueError("must be postgresql://USER@HOST[:PORT]/DB")
     parts = urlsplit(value)
     if "@" in parts.path + parts.query + parts.fragment:

@@ -32,6 +32,7 @@ from gateway.normalize.model import NormalizedReport
 from gateway.protocols.payloads import Task
 from gateway.sinks.ports import TaskRecord, TaskUnknown
 from gateway.sinks.task_rows import TASK_SELECT, readable, task_record
+from gateway.store.postgres import TRANSIENT
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -92,16 +93,10 @@ Connection = psycopg.Connection[TupleRow]
 # Any fixed number: the advisory lock that serializes migrations across gateways.
 _MIGRATION_LOCK = 0x63677430  # "cgt0"
 
-# Failures that pass by themselves: the connection or server went away, a failover, a
-# serialization conflict. Everything else (no such table, permission denied) needs a person.
-_TRANSIENT = (
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    psycopg.errors.TransactionRollback,
-    psycopg.errors.ReadOnlySqlTransaction,
-    psycopg.errors.CannotConnectNow,
-    PoolTimeout,
-)
+# Failures that pass by themselves (the stores' own, gateway/store/postgres.py), and a
+# pool that had no connection to give in time. Everything else (no such table, permission
+# denied) needs a person.
+_TRANSIENT = (*TRANSIENT, PoolTimeout)
 
 
 def sink_error(error: Exception, doing: str) -> SinkError:

@@ -35,13 +35,12 @@ _UPGRADE_LOCK = 0x63677431  # "cgt1"
 
 # Failures that pass by themselves: the server went away or restarted, a failover, a
 # deadlock or serialization conflict between instances. The caller retries the batch.
+# (A server shutting down or starting up is an OperationalError too.)
 TRANSIENT: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
     psycopg.errors.TransactionRollback,  # deadlock detected, serialization failure
     psycopg.errors.ReadOnlySqlTransaction,  # a primary that became a standby
-    psycopg.errors.CannotConnectNow,
-    psycopg.errors.AdminShutdown,
 )
 
 _PLACEHOLDER = re.compile(r"\?")
