@@ -68,7 +68,7 @@ import orjson
 import psycopg
 
 from bench import ingest
-from bench.common import summary, write
+from bench.common import cpu_model, summary, write
 from firmware_sim.fleet import FleetSettings, build_kit, run_fleet_async
 from firmware_sim.outcomes import Progress
 from gateway.harness.gateway_process import GatewayProcess, wait_until
@@ -447,6 +447,25 @@ class Setup:
     s3_pid: int
     patience: Patience = field(default_factory=Patience)
 
+    def meter(self, broker: Mosquitto, groups: dict[str, list[int]]) -> Meter:
+        """The CPU of `groups`, and of the broker, PostgreSQL and the S3 server."""
+        assert broker.process is not None
+        return Meter({
+            **groups,
+            "broker": [broker.process.pid],
+            "postgres": [self.postgres_pid],
+            "s3": [self.s3_pid],
+        })  # fmt: skip
+
+
+def instance_groups(instances: list[GatewayProcess]) -> dict[str, list[int]]:
+    """Each gateway instance's process tree, as `instance_1`, `instance_2`, ..."""
+    return {
+        f"instance_{index}": [instance.process.pid]
+        for index, instance in enumerate(instances, 1)
+        if instance.process is not None
+    }
+
 
 def floor_round(setup: Setup, sizes: Sizes, rnd: int) -> dict[str, Any]:
     """`bench.ingest`'s two-process floor: on a backlog as it measures it, and fed live."""
@@ -455,10 +474,10 @@ def floor_round(setup: Setup, sizes: Sizes, rnd: int) -> dict[str, Any]:
         broker_pid = broker.process.pid
         messages = ingest.payloads()[: sizes.backlog]
         backlog = ingest.floor_two_processes_round(broker.port, messages, broker_pid)
-        return {"backlog": backlog, "text": floor_live(broker, broker_pid, setup, sizes)}
+        return {"backlog": backlog, "text": floor_live(broker, setup, sizes)}
 
 
-def floor_live(broker: Mosquitto, broker_pid: int, setup: Setup, sizes: Sizes) -> dict[str, Any]:
+def floor_live(broker: Mosquitto, setup: Setup, sizes: Sizes) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
     client_ids = [f"bench-floor{n}-{tag}" for n in range(ingest.FLOOR_PROCESSES)]
     for client_id in client_ids:
@@ -477,12 +496,9 @@ def floor_live(broker: Mosquitto, broker_pid: int, setup: Setup, sizes: Sizes) -
         child.start()
     start.wait(60)
     try:
-        meter = Meter({
-            "floor": [child.pid for child in children if child.pid is not None],
-            "broker": [broker_pid],
-            "postgres": [setup.postgres_pid],
-            "s3": [setup.s3_pid],
-        })  # fmt: skip
+        meter = setup.meter(
+            broker, {"floor": [child.pid for child in children if child.pid is not None]}
+        )
         # by now the floor processes are connected
         return setup.patience.measure(
             meter, lambda: text_load(broker, sizes.text), lambda: True, TEXT_TIMEOUT_S
@@ -518,12 +534,7 @@ def embedded_round(setup: Setup, sizes: Sizes, rnd: int) -> dict[str, Any]:
         gateway = GatewayProcess(data_dir, broker.url).start(timeout_s=60)
         try:
             assert gateway.process is not None
-            meter = Meter({
-                "instance_1": [gateway.process.pid],
-                "broker": [broker.process.pid],
-                "postgres": [setup.postgres_pid],
-                "s3": [setup.s3_pid],
-            })  # fmt: skip
+            meter = setup.meter(broker, instance_groups([gateway]))
             result = run_loads(setup, meter, broker, sizes, pending_local(gateway))
             dead = gateway.count(
                 "outbox.db", "SELECT count(*) FROM deliveries WHERE state = 'dead'"
@@ -582,13 +593,7 @@ url = "{dsn}"
 [mqtt]
 shared_group = "cgt"
 
-[s3]
-endpoint_url = "{s3.endpoint_url}"
-region = "us-east-1"
-access_key_id = "testing"
-secret_access_key_env = "{SECRET_ENV}"
-path_style = true
-""",
+{s3.gateway_settings(SECRET_ENV)}""",
         encoding="utf-8",
     )
     return path
@@ -640,17 +645,7 @@ def shared_round(setup: Setup, sizes: Sizes, rnd: int, count: int) -> dict[str, 
         try:
             for instance in instances:
                 instance.start(timeout_s=60)
-            groups = {
-                f"instance_{index}": [instance.process.pid]
-                for index, instance in enumerate(instances, 1)
-                if instance.process is not None
-            }
-            meter = Meter({
-                **groups,
-                "broker": [broker.process.pid],
-                "postgres": [setup.postgres_pid],
-                "s3": [setup.s3_pid],
-            })  # fmt: skip
+            meter = setup.meter(broker, instance_groups(instances))
             result = run_loads(setup, meter, broker, sizes, pending_shared(conn))
             row = conn.execute(
                 "SELECT count(*) FROM cgt.deliveries WHERE state = 'dead'"
@@ -812,14 +807,6 @@ def brief(result: dict[str, Any]) -> dict[str, Any]:
         backlog = result["backlog"]
         out["backlog"] = round(backlog.get("rate", backlog.get("end_to_end", 0.0)), 1)
     return out
-
-
-def cpu_model() -> str | None:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return None
 
 
 def main() -> None:

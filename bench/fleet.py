@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import resource
@@ -44,7 +43,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.common import summary, write
+from bench.common import cpu_model, summary, write
 from firmware_sim import wire
 from firmware_sim.fleet import FleetSettings, run_fleet_async
 from firmware_sim.outcomes import Progress, percentile
@@ -406,14 +405,6 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     write("fleet", result)
     return result
-
-
-def cpu_model() -> str | None:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return None
 
 
 def main() -> None:

@@ -483,6 +483,18 @@ class S3Server:
 
     # -- S3
 
+    def gateway_settings(self, secret_env: str) -> str:
+        """The `[s3]` section of a gateway config for this server (moto's credentials; the
+        secret read from `secret_env`, which the caller sets to `testing`)."""
+        return (
+            "[s3]\n"
+            f'endpoint_url = "{self.endpoint_url}"\n'
+            'region = "us-east-1"\n'
+            'access_key_id = "testing"\n'
+            f'secret_access_key_env = "{secret_env}"\n'
+            "path_style = true\n"
+        )
+
     def client(
         self, *, max_attempts: int = 3, connect_timeout: float = 1, read_timeout: float = 5
     ) -> S3Client:

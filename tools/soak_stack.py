@@ -304,12 +304,7 @@ class ProductionSinks:
             f'objects = "{self.objects_url}"\n'
             f"{registry}\n"
             f"{cluster}"
-            "[s3]\n"
-            f'endpoint_url = "{self.s3.endpoint_url}"\n'
-            'region = "us-east-1"\n'
-            'access_key_id = "testing"\n'
-            f'secret_access_key_env = "{S3_SECRET_ENV}"\n'
-            "path_style = true\n",
+            f"{self.s3.gateway_settings(S3_SECRET_ENV)}",
             encoding="utf-8",
         )
         return path

@@ -41,13 +41,7 @@ def write_config(path: Path, s3: S3Server, registry: str, bucket: str = BUCKET) 
 objects = "s3://{bucket}/{PREFIX}"
 registry = "{registry}"
 
-[s3]
-endpoint_url = "{s3.endpoint_url}"
-region = "us-east-1"
-access_key_id = "testing"
-secret_access_key_env = "{SECRET_ENV}"
-path_style = true
-connect_timeout_s = 1
+{s3.gateway_settings(SECRET_ENV)}connect_timeout_s = 1
 read_timeout_s = 5
 max_attempts = 2
 
