@@ -62,13 +62,14 @@ def build_pipeline(
 ) -> Pipeline:
     settings = config.pipeline
     inbox, outbox = open_stores(config, "pipeline")
+    objects = open_objects(config)
     return Pipeline(
         inbox=inbox,
         outbox=outbox,
-        spool=open_spool(config),
+        spool=open_spool(config, objects),
         media=MediaPool(config.media.workers, config.media.timeout_s, log),
         registry=open_registry(config, log),
-        objects=open_objects(config),
+        objects=objects,
         publisher=MqttPublisher(link),
         profile=profile,
         window=config.acceptance.window(),

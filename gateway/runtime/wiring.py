@@ -94,10 +94,13 @@ def shared_connection(config: GatewayConfig, role: str) -> PgConnection:
     )
 
 
-def open_spool(config: GatewayConfig) -> Spool:
-    """The media spool: a local directory, which a cluster keeps in S3 as well."""
-    if config.cluster.url is None or config.objects is None:
+def open_spool(config: GatewayConfig, objects: ObjectStore) -> Spool:
+    """The media spool: a local directory, which a cluster keeps in its S3 bucket as well,
+    through the objects sink's own client (`objects`)."""
+    if config.cluster.url is None:
         return LocalSpool(config.spool_dir)
     from gateway.sinks.objects_s3 import S3ObjectStore  # noqa: PLC0415 - a cluster's backend
 
-    return SharedSpool(config.spool_dir, S3ObjectStore(config.objects, config.s3))
+    if not isinstance(objects, S3ObjectStore):  # the config's own check makes it S3
+        raise TypeError("a cluster's objects are in S3")
+    return SharedSpool(config.spool_dir, objects)

@@ -40,6 +40,7 @@ from gateway.lifecycle import (
 )
 from gateway.normalize.model import NormalizedReport
 from gateway.store.db import Database, connect, is_shared, transaction
+from gateway.store.settings import LEASE_S
 
 # The pipeline's place in the inbox's ready queue.
 READY_CURSOR = "ready"
@@ -258,7 +259,7 @@ class Outbox:
     a batch whose instance died is taken again once its lease has run out."""
 
     def __init__(
-        self, store: Path | Database, owner: str = "local", lease_s: float = 300.0
+        self, store: Path | Database, owner: str = "local", lease_s: float = LEASE_S
     ) -> None:
         self.path = store if isinstance(store, Path) else None
         self.conn: Database = connect(store, MIGRATIONS) if isinstance(store, Path) else store

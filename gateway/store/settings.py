@@ -39,6 +39,10 @@ class StoreSettings(Section):
         return StoreLimits(self.spool_max_bytes, self.outbox_max_reports, self.min_free_bytes)
 
 
+# How long a shared outbox's batch of deliveries stays with the instance that took it.
+LEASE_S = 120.0
+
+
 class ClusterSettings(Section):
     """`[cluster]`: several instances sharing their state in PostgreSQL and their media in
     S3 (docs/cluster.md). Unset: one instance on this machine's SQLite files."""
@@ -47,7 +51,7 @@ class ClusterSettings(Section):
     url: str | None = None
     # How long a batch of deliveries stays with the instance that took it: an instance
     # that dies holds its batches this long before another takes them over.
-    lease_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
+    lease_s: Annotated[float, Field(ge=1, le=3600)] = LEASE_S
     connect_timeout_s: PositiveFloat = 5.0
 
     @field_validator("url")
