@@ -11,7 +11,8 @@ bucket), alternated forward and backward (ABCDE EDCBA ABCDE) to spread drift:
   also `bench.ingest`'s backlog round (its `gateway_round`), to tie to that benchmark.
 - shared_N: N instances of `gateway run --config gateway.toml --client-id cgt-gw-i` with
   `[cluster]` on a throwaway PostgreSQL cluster (`tests.servers.PostgresCluster`), objects
-  and the media spool in moto's S3 server (`tests.servers.S3Server`, one process),
+  and the media spool in SeaweedFS's S3 server (`bench.seaweedfs`, one Go process; with
+  `--s3 moto`, moto's as the tests use it, `tests.servers.S3Server`),
   `[mqtt] shared_group = "cgt"`; the schema made by `gateway db upgrade --cluster URL`.
 
 Load, in a child process that says when it is ready and starts when told, so the CPU
@@ -29,7 +30,7 @@ meters are read just before the first publish:
 
 CPU, from /proc/PID/stat (utime + stime + cutime + cstime, summed over the process tree):
 each instance (the `gateway run` process, its pipeline child and media workers), all
-processes of the PostgreSQL cluster (postmaster and its children), Mosquitto, moto's S3
+processes of the PostgreSQL cluster (postmaster and its children), Mosquitto, the S3
 server, the load generator (its own getrusage) and the machine (/proc/stat), read just
 before the load starts and once every delivery of every report is done (registry,
 objects, bus, ack). "other" is the machine's busy time less all of those and this
@@ -69,6 +70,7 @@ import psycopg
 
 from bench import ingest
 from bench.common import cpu_model, summary, write
+from bench.seaweedfs import SeaweedFS
 from firmware_sim.fleet import FleetSettings, build_kit, run_fleet_async
 from firmware_sim.outcomes import Progress
 from gateway.harness.gateway_process import GatewayProcess, wait_until
@@ -442,7 +444,7 @@ class Setup:
 
     scratch: Path
     postgres: PostgresCluster
-    s3: S3Server
+    s3: S3Server | SeaweedFS
     postgres_pid: int
     s3_pid: int
     patience: Patience = field(default_factory=Patience)
@@ -583,7 +585,7 @@ def less_idle(measured: dict[str, Any], idle_share: dict[str, float]) -> None:
     }
 
 
-def cluster_config(path: Path, s3: S3Server, dsn: str) -> Path:
+def cluster_config(path: Path, s3: S3Server | SeaweedFS, dsn: str) -> Path:
     path.write_text(
         f"""objects = "s3://{BUCKET}/{PREFIX}"
 
@@ -747,7 +749,11 @@ def per_core(configs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def s3_server(kind: str, directory: Path) -> contextlib.AbstractContextManager[Any]:
+    return SeaweedFS(directory) if kind == "seaweedfs" else S3Server(directory)
+
+
+def run(quick: bool = False, s3_kind: str = "seaweedfs") -> dict[str, Any]:
     sizes = QUICK if quick else FULL
     rounds = sizes.rounds
     started = time.time()
@@ -757,9 +763,15 @@ def run(quick: bool = False) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="cgt-bench-cluster-") as scratch,
         PostgresCluster() as postgres,
-        S3Server(Path(scratch) / "s3") as s3,
+        s3_server(s3_kind, Path(scratch) / "s3") as s3,
     ):
-        setup = Setup(Path(scratch), postgres, s3, postmaster_pid(postgres), s3_server_pid())
+        s3_pid = s3.pid if isinstance(s3, SeaweedFS) else s3_server_pid()
+        s3_name = (
+            f"SeaweedFS {s3.version()} (`weed server`, one process)"
+            if isinstance(s3, SeaweedFS)
+            else "moto (tests/s3_server.py), one Python process"
+        )
+        setup = Setup(Path(scratch), postgres, s3, postmaster_pid(postgres), s3_pid)
         for rnd in range(rounds):
             sequence = CONFIGS if rnd % 2 == 0 else tuple(reversed(CONFIGS))
             for config in sequence:  # ABCDE EDCBA ABCDE: drift spread over all
@@ -779,7 +791,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "load_average_at_start": load_average,
         "duration_s": time.time() - started,
         "postgres": postgres_version,
-        "s3": "moto (tests/s3_server.py), one Python process",
+        "s3": s3_name,
         "note": "2 cores: 3 instances measure contention, not scale-out; the CPU per report"
         " figures are what extrapolate",
         "text_reports": sizes.text,
@@ -812,6 +824,9 @@ def brief(result: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cluster")
     parser.add_argument("--quick", action="store_true", help="small loads, one round")
+    parser.add_argument(
+        "--s3", choices=("seaweedfs", "moto"), default="seaweedfs", help="the S3 server"
+    )
     parser.add_argument("--child", choices=("text", "photo"))
     parser.add_argument("--broker")
     parser.add_argument("--reports", type=int, default=FULL.text)
@@ -820,7 +835,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         child_main(args)
-    print(json.dumps(run(args.quick), indent=2))
+    print(json.dumps(run(args.quick, args.s3), indent=2))
 
 
 if __name__ == "__main__":

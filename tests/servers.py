@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import http.client
+import json
 import os
 import pwd
 import shutil
@@ -25,10 +26,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
@@ -374,6 +378,29 @@ def _stop_stale_s3(root: Path) -> None:
     """Nothing to stop: the server exits by itself once its parent is gone."""
 
 
+def s3_gateway_settings(endpoint_url: str, secret_env: str) -> str:
+    """The `[s3]` section of a gateway config for a test server on `endpoint_url` (access
+    key `testing`; the secret read from `secret_env`, which the caller sets to `testing`)."""
+    return (
+        "[s3]\n"
+        f'endpoint_url = "{endpoint_url}"\n'
+        'region = "us-east-1"\n'
+        'access_key_id = "testing"\n'
+        f'secret_access_key_env = "{secret_env}"\n'
+        "path_style = true\n"
+    )
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the S3 server received it (header names in lower case)."""
+
+    method: str
+    path: str  # BUCKET/KEY
+    query: str
+    headers: dict[str, str]
+
+
 class S3Server:
     """moto's S3 server in a subprocess, on a free loopback port.
 
@@ -484,16 +511,7 @@ class S3Server:
     # -- S3
 
     def gateway_settings(self, secret_env: str) -> str:
-        """The `[s3]` section of a gateway config for this server (moto's credentials; the
-        secret read from `secret_env`, which the caller sets to `testing`)."""
-        return (
-            "[s3]\n"
-            f'endpoint_url = "{self.endpoint_url}"\n'
-            'region = "us-east-1"\n'
-            'access_key_id = "testing"\n'
-            f'secret_access_key_env = "{secret_env}"\n'
-            "path_style = true\n"
-        )
+        return s3_gateway_settings(self.endpoint_url, secret_env)
 
     def client(
         self, *, max_attempts: int = 3, connect_timeout: float = 1, read_timeout: float = 5
@@ -537,17 +555,46 @@ class S3Server:
 
     def reset(self) -> None:
         """Forget every bucket and object (moto's `/moto-api/reset`)."""
+        self._moto_api("/moto-api/reset")
+
+    @contextmanager
+    def recording(self) -> Iterator[list[RecordedRequest]]:
+        """Every S3 request the server receives within the block, as it received it
+        (moto's request recorder): the list is filled when the block ends."""
+        seen: list[RecordedRequest] = []
+        self._moto_api("/moto-api/recorder/reset-recording")
+        self._moto_api("/moto-api/recorder/start-recording")
+        try:
+            yield seen
+        finally:
+            self._moto_api("/moto-api/recorder/stop-recording")
+            for line in self._recording_path.read_text().splitlines():
+                entry = json.loads(line)
+                seen.append(
+                    RecordedRequest(
+                        entry["method"],
+                        urlsplit(entry["url"]).path.lstrip("/"),
+                        urlsplit(entry["url"]).query,
+                        {name.lower(): value for name, value in entry["headers"].items()},
+                    )
+                )
+
+    # -- internals
+
+    def _moto_api(self, path: str) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", self._port, timeout=10)
         try:
-            connection.request("POST", "/moto-api/reset")
+            connection.request("POST", path)
             response = connection.getresponse()
             response.read()
         finally:
             connection.close()
         if response.status != 200:
-            raise RuntimeError(f"moto's reset answered {response.status}")
+            raise RuntimeError(f"moto's {path} answered {response.status}")
 
-    # -- internals
+    @property
+    def _recording_path(self) -> Path:
+        return self.root / "s3-requests.jsonl"
 
     def _admin_client(self) -> S3Client:
         if self._admin is None:
@@ -596,6 +643,7 @@ class S3Server:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, "MOTO_RECORDER_FILEPATH": str(self._recording_path)},
             )
         process = self._process
         wait_until(

@@ -1,8 +1,8 @@
 """The S3 object store against a real S3-compatible server: what goes over the wire.
 
 moto's server stores what it is given without checking checksums (measured: a wrong
-`x-amz-checksum-sha256` is accepted), so these tests check the requests themselves; S3
-and MinIO verify the checksum before storing.
+`x-amz-checksum-sha256` is accepted), so these tests check the requests themselves, as the
+server recorded them; S3 and MinIO verify the checksum before storing.
 """
 
 from __future__ import annotations
@@ -22,25 +22,6 @@ from tests.servers import S3Server
 
 BUCKET = "cgt-store"
 MiB = 1024 * 1024
-
-
-class Recorder:
-    """Every request the store's client sends: method, path and headers."""
-
-    def __init__(self, store: S3ObjectStore) -> None:
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        store.client.meta.events.register("before-send.s3", self._record)
-
-    def _record(self, request: Any, **_: Any) -> None:
-        path = request.url.split("://", 1)[1].split("/", 1)[1]
-        headers = {
-            name: value.decode() if isinstance(value, bytes) else value
-            for name, value in request.headers.items()
-        }
-        self.requests.append((request.method, path, headers))
-
-    def puts(self) -> list[tuple[str, dict[str, str]]]:
-        return [(path, headers) for method, path, headers in self.requests if method == "PUT"]
 
 
 SECRET_ENV = "CGT_TEST_S3_SECRET"  # noqa: S105 - a variable's name, not a secret
@@ -75,27 +56,27 @@ def test_every_put_carries_its_sha256_and_an_existing_original_is_not_sent_again
     bucket: S3Server, tmp_path: Path
 ) -> None:
     store = store_for(bucket, server_side_encryption="AES256")
-    sent = Recorder(store)
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(os.urandom(300_000))
     digest = hashlib.sha256(photo.read_bytes()).hexdigest()
     key = f"originals/sha256/{digest[:2]}/{digest}.jpg"
 
-    store.put_file(key, photo, sha256=digest, content_type="image/jpeg")
-    store.put_bytes(
-        "reports/r-1/report.json", b'{"case_no": "E1"}', content_type="application/json"
-    )
-    store.put_file(key, photo, sha256=digest, content_type="image/jpeg")  # sent again
+    with bucket.recording() as sent:
+        store.put_file(key, photo, sha256=digest, content_type="image/jpeg")
+        store.put_bytes(
+            "reports/r-1/report.json", b'{"case_no": "E1"}', content_type="application/json"
+        )
+        store.put_file(key, photo, sha256=digest, content_type="image/jpeg")  # sent again
 
-    (photo_put, photo_headers), (json_put, json_headers) = sent.puts()
-    assert photo_put == f"{BUCKET}/city/{key}"
-    assert photo_headers["x-amz-checksum-sha256"] == sha256_b64(photo.read_bytes())
-    assert photo_headers["x-amz-server-side-encryption"] == "AES256"
-    assert photo_headers["Content-Type"] == "image/jpeg"
-    assert json_put == f"{BUCKET}/city/reports/r-1/report.json"
-    assert json_headers["x-amz-checksum-sha256"] == sha256_b64(b'{"case_no": "E1"}')
+    photo_put, json_put = (request for request in sent if request.method == "PUT")
+    assert photo_put.path == f"{BUCKET}/city/{key}"
+    assert photo_put.headers["x-amz-checksum-sha256"] == sha256_b64(photo.read_bytes())
+    assert photo_put.headers["x-amz-server-side-encryption"] == "AES256"
+    assert photo_put.headers["content-type"] == "image/jpeg"
+    assert json_put.path == f"{BUCKET}/city/reports/r-1/report.json"
+    assert json_put.headers["x-amz-checksum-sha256"] == sha256_b64(b'{"case_no": "E1"}')
     # The third call: a HEAD found the original, nothing was read back or sent.
-    assert [method for method, _, _ in sent.requests] == ["HEAD", "PUT", "PUT", "HEAD"]
+    assert [request.method for request in sent] == ["HEAD", "PUT", "PUT", "HEAD"]
     objects = bucket.objects(BUCKET)
     assert objects[f"city/{key}"] == photo.read_bytes()
     head = bucket.client().head_object(Bucket=BUCKET, Key=f"city/{key}")
@@ -103,22 +84,40 @@ def test_every_put_carries_its_sha256_and_an_existing_original_is_not_sent_again
     store.close()
 
 
+def test_a_file_that_no_longer_matches_its_sha256_is_refused_not_stored(
+    bucket: S3Server, tmp_path: Path
+) -> None:
+    store = store_for(bucket)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8 as received")
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    photo.write_bytes(b"\xff\xd8 bit rot here")  # same size, other bytes
+
+    with pytest.raises(PermanentSinkError, match="does not match its SHA-256"):
+        store.put_file(f"originals/{digest}.jpg", photo, sha256=digest, content_type="image/jpeg")
+
+    assert bucket.objects(BUCKET) == {}
+    store.close()
+
+
 def test_a_large_file_goes_multipart_with_a_sha256_per_part(
     bucket: S3Server, tmp_path: Path
 ) -> None:
     store = store_for(bucket, multipart_threshold_bytes=5 * MiB, multipart_chunk_bytes=5 * MiB)
-    sent = Recorder(store)
     video = tmp_path / "big.heic"
     data = os.urandom(12 * MiB)
     video.write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
 
-    store.put_file(f"originals/sha256/{digest[:2]}/{digest}.heic", video, sha256=digest,
-                   content_type="image/heic")  # fmt: skip
+    with bucket.recording() as sent:
+        store.put_file(f"originals/sha256/{digest[:2]}/{digest}.heic", video, sha256=digest,
+                       content_type="image/heic")  # fmt: skip
 
-    parts = [headers for path, headers in sent.puts() if "partNumber=" in path]
+    parts = [request for request in sent if "partNumber=" in request.query]
     assert len(parts) == 3  # 5 + 5 + 2 MiB
-    assert all("x-amz-checksum-sha256" in headers for headers in parts)
+    assert sorted(request.headers["x-amz-checksum-sha256"] for request in parts) == sorted(
+        sha256_b64(data[start : start + 5 * MiB]) for start in range(0, len(data), 5 * MiB)
+    )
     assert bucket.objects(BUCKET)[f"city/originals/sha256/{digest[:2]}/{digest}.heic"] == data
     store.close()
 
@@ -130,7 +129,7 @@ def test_a_missing_bucket_is_permanent_and_a_server_away_is_not(
     with pytest.raises(PermanentSinkError, match="NoSuchBucket"):
         store.put_bytes("reports/r-1/report.json", b"{}", content_type="application/json")
     s3.outage()
-    with pytest.raises(RetryableSinkError, match="EndpointConnectionError"):
+    with pytest.raises(RetryableSinkError, match="error sending request"):
         store.put_bytes("reports/r-1/report.json", b"{}", content_type="application/json")
     s3.resume()
     store.close()
