@@ -5,7 +5,7 @@ clock runs until every report is registered, stored, published and acknowledged 
 delivery of every sink done). Two set-ups in the same run, rounds interleaved:
 - embedded: SQLite registry, local object directory (the defaults);
 - production: PostgreSQL (a throwaway cluster of the Debian packages) and an
-  S3-compatible HTTP server (moto's, in its own process; boto3 talks to it as to MinIO).
+  S3-compatible HTTP server (moto's, in its own process; the gateway talks to it as to MinIO).
 
 Outage: the same backlog with the S3 server down from the start for 60 s: cases are made
 and answered meanwhile, the objects wait in the outbox with backoff. Measured from the
