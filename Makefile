@@ -27,7 +27,7 @@ $(ASYNCAPI_STAMP): $(ASYNCAPI_CLI)/package.json $(ASYNCAPI_CLI)/package-lock.jso
 	@touch $(ASYNCAPI_STAMP)
 
 demo: setup
-	$(BIN)/gateway demo --data-dir var/demo
+	$(BIN)/gateway demo --data-dir var/demo $(DEMO_ARGS)
 
 # Every test: the fast tier and the integration tier (servers the tests start themselves).
 test: setup $(ASYNCAPI_STAMP) lint typecheck

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from gateway.errors import ConfigError
 
@@ -32,6 +32,22 @@ PositiveInt = Annotated[int, Field(gt=0)]
 # Not inf or nan (TOML has both): an endless timeout is a hang, or a crash where it is rounded.
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _host_port(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must look like HOST:PORT, e.g. 127.0.0.1:9464")
+    return value
+
+
+# Where an HTTP endpoint listens: HOST:PORT ([::1]:PORT for IPv6).
+Listen = Annotated[str, AfterValidator(_host_port)]
+
+
+def listen_address(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 class Section(BaseModel):

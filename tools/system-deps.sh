@@ -17,6 +17,9 @@ declare -A NEEDS=(
   # A Node.js already there (NodeSource's, say) is used as it is.
   [node]=nodejs
   [npm]=npm
+  # The console's tests run in a real browser: Debian's Chromium and its WebDriver.
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 # `make bench` also compares against the FFmpeg command line.
 if [ "${1:-}" = "--bench" ]; then
@@ -29,6 +32,10 @@ for command in "${!NEEDS[@]}"; do
     missing+=("${NEEDS[$command]}")
   fi
 done
+# Chinese text in the console's screenshots needs a CJK font (Chromium draws boxes without).
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  missing+=(fonts-wqy-microhei)
+fi
 # PostgreSQL's server programs (initdb, pg_ctl) are not on PATH: the Debian package puts
 # them in /usr/lib/postgresql/<version>/bin (tests/servers.py takes the newest there).
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then

@@ -30,7 +30,9 @@ COMMANDS = {
         "Check a config file; print each mistake with its line, or the effective settings.",
     ),
     "demo": Entry(
-        "demo", "demo", "Start a broker, the gateway and simulated terminals; print what happened."
+        "demo",
+        "demo",
+        "Start a broker, the gateway with its console and simulated terminals; serve it.",
     ),
     "devices": Entry(
         "devices",
@@ -42,6 +44,7 @@ COMMANDS = {
         "broker_config",
         "Write the broker's configuration: listeners, accounts, ACL, TLS.",
     ),
+    "users": Entry("users", "users", "The console's accounts: add, list, disable, enable, reset."),
     "db": Entry(
         "db",
         "db",

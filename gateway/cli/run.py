@@ -31,6 +31,7 @@ from gateway.settings import redact_url
 @click.option("--objects", help="A directory, or s3://BUCKET[/PREFIX] (see [s3]).")
 @registry_option
 @click.option("--metrics", help="HOST:PORT for /metrics and /healthz (see [metrics]).")
+@click.option("--console", help="HOST:PORT for the web console (see [console]).")
 @click.option(
     "--cluster",
     "cluster_url",
@@ -44,6 +45,7 @@ def run(
     objects: str | None,
     registry: str | None,
     metrics: str | None,
+    console: str | None,
     cluster_url: str | None,
     client_id: str | None,
 ) -> None:
@@ -56,6 +58,7 @@ def run(
         **{
             "mqtt.broker": broker,
             "metrics.listen": metrics,
+            "console.listen": console,
             "cluster.url": cluster_url,
             "mqtt.client_id": client_id,
         },

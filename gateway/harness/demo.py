@@ -11,8 +11,11 @@ then what happened and where everything is.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import orjson
 from firmware_sim.fleet import FleetSettings, run_fleet
 from firmware_sim.identity import Identity, write_credentials
 from firmware_sim.outcomes import Progress, Summary
+from gateway.console.accounts import Accounts
 from gateway.devices.broker_setup import BrokerSetup, TlsRequest, configure_broker
 from gateway.devices.device_registry import DeviceRegistry
 from gateway.devices.passwords import hash_password, new_password
@@ -64,6 +68,24 @@ def register_terminals(data_dir: Path, device_ids: list[str]) -> dict[str, str]:
     return passwords
 
 
+def console_logins(data_dir: Path) -> dict[str, tuple[str, str]]:
+    """`gateway users add` for an acceptor and a technician: name → (role, one-time password)."""
+    accounts = Accounts.in_data_dir(data_dir)
+    try:
+        return {
+            name: (role, accounts.add(name, role))  # type: ignore[arg-type]
+            for name, role in (("acceptor", "operator"), ("technician", "technician"))
+        }
+    finally:
+        accounts.close()
+
+
+def show_console(url: str, logins: dict[str, tuple[str, str]]) -> None:
+    print(f"console  {url}  (one-time passwords: the console asks for a new one)", file=sys.stderr)
+    for name, (role, password) in logins.items():
+        print(f"         {name:<11} {password}  ({role})", file=sys.stderr)
+
+
 def report(
     summary: Summary, gateway: GatewayProcess, broker: Mosquitto, setup: BrokerSetup
 ) -> None:
@@ -96,6 +118,8 @@ where things are:
   gateway log (JSON)      {gateway.log_path}
   device registry         {gateway.data_dir / "devices.db"} (`gateway devices list --data-dir \
 {gateway.data_dir}`)
+  console accounts        {gateway.data_dir / "console.db"} (`gateway users list --data-dir \
+{gateway.data_dir}`)
   broker config           {setup.conf} (TLS, {setup.active_devices} terminal accounts, ACL)
   throwaway CA            {setup.ca.cert_path if setup.ca else "-"}
   broker log              {broker.directory / "mosquitto.log"}
@@ -104,7 +128,9 @@ where things are:
     )
 
 
-def run_demo(data_dir: Path, terminals: int, reports_per_terminal: int) -> int:
+def run_demo(
+    data_dir: Path, terminals: int, reports_per_terminal: int, *, keep_serving: bool = True
+) -> int:
     data_dir = data_dir.resolve()
     prepare(data_dir)
     settings = FleetSettings(
@@ -113,14 +139,19 @@ def run_demo(data_dir: Path, terminals: int, reports_per_terminal: int) -> int:
     gateway_dir, broker_dir = data_dir / "gateway", data_dir / "broker"
     device_ids = [settings.device_id(index) for index in range(terminals)]
     passwords = register_terminals(gateway_dir, device_ids)
+    logins = console_logins(gateway_dir)
+    console_url = f"http://127.0.0.1:{free_port()}"
     credentials = data_dir / "terminals.credentials"
     write_credentials(credentials, passwords)
     tls = TlsRequest(hostnames=("localhost", "127.0.0.1"))
     setup = configure_broker(gateway_dir, broker_dir, free_port(), bind="127.0.0.1", tls=tls)
     with Mosquitto(broker_dir, port=setup.port, conf=setup.conf, tls=True) as broker:
         print(f"broker   mosquitto on {broker.url} (TLS, a password per terminal)", file=sys.stderr)
-        gateway = GatewayProcess(gateway_dir, broker.url).start()
+        gateway = GatewayProcess(
+            gateway_dir, broker.url, args=["--console", console_url.removeprefix("http://")]
+        ).start()
         print(f"gateway  running, data under {gateway.data_dir}", file=sys.stderr)
+        show_console(console_url, logins)
         print(
             f"terminals {terminals} registered and simulated, {reports_per_terminal} reports each"
             f" (passwords in {credentials})",
@@ -134,7 +165,19 @@ def run_demo(data_dir: Path, terminals: int, reports_per_terminal: int) -> int:
             print(file=sys.stderr)
             outcomes = orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2)
             (data_dir / "outcomes.json").write_bytes(outcomes)
+            report(summary, gateway, broker, setup)
+            show_console(console_url, logins)
+            if keep_serving:
+                print("the console keeps serving until Ctrl-C", file=sys.stderr, flush=True)
+                wait_for_interrupt()
         finally:
             gateway.stop()
-        report(summary, gateway, broker, setup)
     return 0 if summary.all_accepted else 1
+
+
+def wait_for_interrupt() -> None:
+    """Until Ctrl-C (or SIGTERM)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()

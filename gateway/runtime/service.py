@@ -54,6 +54,7 @@ from gateway.store.outbox import Backoff
 from gateway.transports.mqtt import MqttLink, Received
 
 if TYPE_CHECKING:
+    from gateway.console.server import ConsoleServer
     from gateway.store.cluster import InstanceClaim
 
 
@@ -201,6 +202,11 @@ class Gateway:
         self._pipeline: BaseProcess | threading.Thread | None = None
         address = config.metrics.address()
         self.ops = None if address is None else OpsServer(address, self._probes(), log)
+        self.console: ConsoleServer | None = None
+        if config.console.listen is not None:
+            from gateway.console.server import ConsoleServer  # noqa: PLC0415 - Flask only when asked
+
+            self.console = ConsoleServer(config, log.bind(part="console"))
 
     def _claim_instance_id(self) -> InstanceClaim | None:
         """In a cluster, this instance's id (its MQTT client id), refused if taken."""
@@ -268,6 +274,8 @@ class Gateway:
         self.link.start()
         if self.ops is not None:
             self.ops.start()
+        if self.console is not None:
+            self.console.start()
         self.log.info(
             "gateway.started",
             broker=self.config.mqtt.broker,
@@ -279,6 +287,8 @@ class Gateway:
         )
 
     def stop(self) -> None:
+        if self.console is not None:
+            self.console.stop()
         if self.ops is not None:
             self.ops.stop()
         self.link.stop()

@@ -6,11 +6,20 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from gateway.devices.limits import DeviceLimits
 from gateway.protocols.payloads import WireLimits
-from gateway.settings import GiB, KiB, MiB, PositiveFloat, PositiveInt, Section
+from gateway.settings import (
+    GiB,
+    KiB,
+    Listen,
+    MiB,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+    listen_address,
+)
 
 
 class LimitsSettings(Section):
@@ -69,19 +78,7 @@ class TaskSettings(Section):
 
 class MetricsSettings(Section):
     # HOST:PORT for /metrics (Prometheus) and /healthz; unset: no HTTP endpoint.
-    listen: str | None = None
-
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str | None) -> str | None:
-        if value is not None:
-            host, _, port = value.rpartition(":")
-            if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-                raise ValueError("must look like HOST:PORT, e.g. 127.0.0.1:9464")
-        return value
+    listen: Listen | None = None
 
     def address(self) -> tuple[str, int] | None:
-        if self.listen is None:
-            return None
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
+        return None if self.listen is None else listen_address(self.listen)

@@ -30,9 +30,21 @@ from gateway.errors import PermanentSinkError, RetryableSinkError, SinkError
 from gateway.normalize.case_no import case_number
 from gateway.normalize.model import NormalizedReport
 from gateway.protocols.payloads import Task
+from gateway.sinks.case_search import (
+    CASE_SELECT,
+    FACET_QUERIES,
+    FACT_COLUMNS,
+    POSTGRES_MIGRATION,
+    UNITS_INSERT,
+    CaseFacts,
+    CaseQuery,
+    CaseRow,
+    Facets,
+    case_rows,
+)
 from gateway.sinks.ports import TaskRecord, TaskUnknown
 from gateway.sinks.task_rows import TASK_SELECT, readable, task_record
-from gateway.store.postgres import TRANSIENT
+from gateway.store.postgres import TRANSIENT, pg_sql
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -87,6 +99,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX verifications_task_id ON verifications (task_id);
     CREATE INDEX verifications_case_no ON verifications (case_no)
     """,
+    # What the console filters and pages on, beside each case (gateway/sinks/case_search.py).
+    POSTGRES_MIGRATION,
 )
 Connection = psycopg.Connection[TupleRow]
 
@@ -203,25 +217,35 @@ class PostgresRegistry:
                 "SELECT nextval('case_serial') FROM generate_series(1, %s)", (len(new),)
             )
         ]
-        columns: list[list[str]] = [[], [], [], [], [], []]
+        columns: list[list[object]] = [[] for _ in range(15)]
+        units: list[tuple[str, str]] = []
         for serial, case in zip(serials, new, strict=True):
             case_no = case_number(
                 case.class_.type, case.class_.code, case.received_at, serial, self.tz
             )
             report = case.with_case_no(case_no).to_json().decode()
-            row = (case_no, case.report_id, case.class_.type, case.class_.code, _when(case), report)
+            facts = CaseFacts.of(case)
+            row = (case_no, case.report_id, case.class_.type, case.class_.code, _when(case),
+                   report, *facts.columns())  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
+            units += [(unit, case_no) for unit in facts.units]
         inserted = {
             str(report_id): str(case_no)
             for report_id, case_no in conn.execute(
-                "INSERT INTO cases (case_no, report_id, kind, class_code, received_at, report)"
-                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
-                " %s::timestamptz[], %s::jsonb[])"
+                "INSERT INTO cases (case_no, report_id, kind, class_code, received_at, report,"  # noqa: S608 - constants
+                f" {FACT_COLUMNS}) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[],"
+                " %s::text[], %s::timestamptz[], %s::jsonb[], %s::text[], %s::text[],"
+                " %s::text[], %s::text[], %s::text[], %s::integer[], %s::integer[],"
+                " %s::double precision[], %s::double precision[])"
                 " ON CONFLICT (report_id) DO NOTHING RETURNING report_id, case_no",
                 columns,
             )
         }
+        mine = [(unit, case_no) for unit, case_no in units if case_no in inserted.values()]
+        if mine:
+            with conn.cursor() as cursor:
+                cursor.executemany(pg_sql(UNITS_INSERT), mine)
         # Another gateway registered some of them between our look and our insert.
         raced = [case.report_id for case in new if case.report_id not in inserted]
         return inserted | (self._known(conn, raced) if raced else {})
@@ -264,6 +288,27 @@ class PostgresRegistry:
         }
         raced = [report_id for report_id in columns[0] if report_id not in inserted]
         return answers | inserted | (self._known(conn, raced) if raced else {})
+
+    # ---- finding cases (the console) -------------------------------------------------------
+
+    def find_cases(self, query: CaseQuery) -> list[CaseRow]:
+        where, args = query.where(self.tz)
+        rows = self._query(
+            pg_sql(f"{CASE_SELECT}{where} ORDER BY id DESC LIMIT ?"),
+            [*args, query.page_size()],
+            "finding cases",
+        )
+        return case_rows(rows)
+
+    def get_case(self, case_no: str) -> CaseRow | None:
+        rows = self._query(pg_sql(f"{CASE_SELECT} WHERE case_no = ?"), (case_no,), "reading a case")
+        return next(iter(case_rows(rows)), None)
+
+    def facets(self) -> Facets:
+        return Facets(**{
+            name: [str(row[0]) for row in self._query(sql, (), "reading the filters' values")]
+            for name, sql in FACET_QUERIES.items()
+        })  # fmt: skip
 
     # ---- tasks ---------------------------------------------------------------------------
 

@@ -12,6 +12,19 @@ from gateway import logs
 from gateway.normalize.case_no import case_number
 from gateway.normalize.model import NormalizedReport
 from gateway.protocols.payloads import Task
+from gateway.sinks.case_search import (
+    CASE_SELECT,
+    FACET_QUERIES,
+    FACT_COLUMNS,
+    SQLITE_MIGRATION,
+    UNITS_INSERT,
+    CaseFacts,
+    CaseQuery,
+    CaseRow,
+    Facets,
+    case_rows,
+    utc_text,
+)
 from gateway.sinks.ports import TaskRecord, TaskUnknown
 from gateway.sinks.task_rows import TASK_SELECT, readable, task_record
 from gateway.store.db import connect, transaction
@@ -68,6 +81,8 @@ MIGRATIONS = (
     CREATE INDEX verifications_task_id ON verifications (task_id);
     CREATE INDEX verifications_case_no ON verifications (case_no)
     """,
+    # What the console filters and pages on, beside each case (gateway/sinks/case_search.py).
+    SQLITE_MIGRATION,
 )
 
 
@@ -107,20 +122,25 @@ class SqliteRegistry:
         ).fetchone()
         numbers = {}
         rows = []
+        units = []
         for serial, case in enumerate(new, start=last - len(new) + 1):
             case_no = case_number(
                 case.class_.type, case.class_.code, case.received_at, serial, self.tz
             )
             numbers[case.report_id] = case_no
             report = case.with_case_no(case_no).to_json().decode()
+            facts = CaseFacts.of(case)
             rows.append(
-                (case_no, case.report_id, case.class_.type, case.class_.code, _when(case), report)
-            )
+                (case_no, case.report_id, case.class_.type, case.class_.code, _when(case),
+                 report, *facts.columns())
+            )  # fmt: skip
+            units += [(unit, case_no) for unit in facts.units]
         self.conn.executemany(
-            "INSERT INTO cases (case_no, report_id, kind, class_code, received_at, report)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO cases (case_no, report_id, kind, class_code, received_at, report,"  # noqa: S608 - constants
+            f" {FACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        self.conn.executemany(UNITS_INSERT, units)
         return numbers
 
     def _insert_verifications(
@@ -152,6 +172,25 @@ class SqliteRegistry:
             rows,
         )
         return answers
+
+    # ---- finding cases (the console) -------------------------------------------------------
+
+    def find_cases(self, query: CaseQuery) -> list[CaseRow]:
+        where, args = query.where(self.tz, utc_text)
+        rows = self.conn.execute(
+            f"{CASE_SELECT}{where} ORDER BY id DESC LIMIT ?", [*args, query.page_size()]
+        ).fetchall()
+        return case_rows(rows)
+
+    def get_case(self, case_no: str) -> CaseRow | None:
+        rows = self.conn.execute(f"{CASE_SELECT} WHERE case_no = ?", (case_no,)).fetchall()
+        return next(iter(case_rows(rows)), None)
+
+    def facets(self) -> Facets:
+        return Facets(**{
+            name: [row[0] for row in self.conn.execute(sql)]
+            for name, sql in FACET_QUERIES.items()
+        })  # fmt: skip
 
     # ---- tasks ---------------------------------------------------------------------------
 

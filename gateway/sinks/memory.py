@@ -120,6 +120,9 @@ class MemoryObjectStore:
             raise self.failure
         self.objects[key] = data
 
+    def read(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
     def flush(self) -> None:
         return None
 

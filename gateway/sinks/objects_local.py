@@ -61,6 +61,15 @@ class LocalObjectStore:
         except OSError as error:
             raise RetryableSinkError(f"writing {target}: {error}") from error
 
+    def read(self, key: str) -> bytes | None:
+        """An object's bytes; None if there is no such key."""
+        try:
+            return self.path_of(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise RetryableSinkError(f"reading {key}: {error}") from error
+
     def flush(self) -> None:
         """Make every object written so far durable (files, renames and new directories)."""
         fd = os.open(self.root, os.O_RDONLY)

@@ -224,6 +224,16 @@ class S3ObjectStore:
         except (BaseError, OSError) as error:
             raise sink_error(error, f"putting {full}") from error
 
+    def read(self, key: str) -> bytes | None:
+        """An object's bytes; None if there is no such key."""
+        full = self.key_of(key)
+        try:
+            return bytes(obstore.get(self.store, full).bytes())
+        except (FileNotFoundError, NotFoundError):
+            return None
+        except (BaseError, OSError) as error:
+            raise sink_error(error, f"getting {full}") from error
+
     def get_file(self, key: str, path: Path) -> bool:
         """Download `key` to `path` (whole, or not at all); False if there is no such key."""
         full = self.key_of(key)

@@ -92,6 +92,14 @@ class ObjectStore(Protocol):
     def close(self) -> None: ...
 
 
+class ObjectReader(Protocol):
+    """What the console reads of the objects: photos, voice notes, originals."""
+
+    def read(self, key: str) -> bytes | None:
+        """An object's bytes; None if there is no such key."""
+        ...
+
+
 class Publisher(Protocol):
     def publish_many(self, messages: Sequence[tuple[str, bytes]], timeout_s: float) -> list[bool]:
         """Publish at QoS 1; True for each message the broker acknowledged in time."""

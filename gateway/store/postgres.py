@@ -46,7 +46,8 @@ TRANSIENT: tuple[type[Exception], ...] = (
 _PLACEHOLDER = re.compile(r"\?")
 
 
-def _pg_sql(statement: str) -> str:
+def pg_sql(statement: str) -> str:
+    """A statement with `?` placeholders as psycopg takes it (`%s`)."""
     # The stores' statements hold no '?' or '%' inside literals, so this is exact.
     return _PLACEHOLDER.sub("%s", statement.replace("%", "%%"))
 
@@ -94,7 +95,7 @@ class PgConnection:
     def _statement(self, statement: str) -> str:
         translated = self._sql.get(statement)
         if translated is None:
-            translated = self._sql[statement] = _pg_sql(statement)
+            translated = self._sql[statement] = pg_sql(statement)
         return translated
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> psycopg.Cursor[TupleRow]:
@@ -149,7 +150,8 @@ class Part:
 
 def parts() -> tuple[Part, ...]:
     """Every store's part of the shared schema, in the order they are created."""
-    from gateway.devices.device_registry import POSTGRES_MIGRATIONS as DEVICES  # noqa: PLC0415 - avoids a cycle
+    from gateway.console.accounts import POSTGRES_MIGRATIONS as CONSOLE  # noqa: PLC0415 - avoids a cycle
+    from gateway.devices.device_registry import POSTGRES_MIGRATIONS as DEVICES  # noqa: PLC0415
     from gateway.store.cluster import POSTGRES_MIGRATIONS as CLUSTER  # noqa: PLC0415
     from gateway.store.inbox import POSTGRES_MIGRATIONS as INBOX  # noqa: PLC0415
     from gateway.store.outbox import POSTGRES_MIGRATIONS as OUTBOX  # noqa: PLC0415
@@ -159,6 +161,7 @@ def parts() -> tuple[Part, ...]:
         Part("outbox", OUTBOX),
         Part("devices", DEVICES),
         Part("cluster", CLUSTER),
+        Part("console", CONSOLE),
     )
 
 

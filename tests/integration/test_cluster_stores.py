@@ -138,7 +138,7 @@ def test_upgrade_is_idempotent_and_check_refuses_an_old_schema(postgres_dsn: str
     with pytest.raises(SchemaError, match="gateway db upgrade"):
         check(postgres_dsn)
     first = upgrade(postgres_dsn)
-    assert set(first) == {"inbox", "outbox", "devices", "cluster"}
+    assert set(first) == {"inbox", "outbox", "devices", "cluster", "console"}
     assert upgrade(postgres_dsn) == {}
     check(postgres_dsn)
     # an instance of this code against a schema one migration behind: refused, with the fix

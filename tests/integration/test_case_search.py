@@ -1,0 +1,190 @@
+"""Finding cases in both registries (SQLite and a real PostgreSQL): the console's filters,
+newest first, paged by id, and the facts of cases registered before the migration."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from gateway import logs
+from gateway.normalize.model import (
+    Acceptance,
+    Coverage,
+    Location,
+    NormalizedReport,
+    Reporter,
+    ResponsibleUnit,
+    Wgs84,
+)
+from gateway.sinks import case_registry_sqlite
+from gateway.sinks.case_registry_postgres import PostgresRegistry
+from gateway.sinks.case_registry_sqlite import SqliteRegistry
+from gateway.sinks.case_search import CaseQuery
+from gateway.sinks.settings import PostgresSettings
+from gateway.store.db import migrate
+from tests.factories import normalized
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def placed(
+    report: NormalizedReport,
+    *,
+    district: str | None,
+    units: tuple[str, ...] = (),
+    inspector: str = "INS-0042",
+    inside_window: bool = True,
+) -> NormalizedReport:
+    """The report as the geo stage would have placed it (or outside the coverage)."""
+    coverage = Coverage(
+        inside=district is not None,
+        district_zh=district,
+        district_en=None,
+        admin_code=None,
+    )
+    location = Location(
+        **{
+            **report.location.model_dump(),
+            "source": "fix",
+            "wgs84": Wgs84(lat=31.23, lon=121.47, accuracy_m=5.0, time=None, alt_m=None,
+                           hdop=None, satellites=None),
+            "flags": (),
+            "coverage": coverage,
+            "responsible_units": tuple(
+                ResponsibleUnit(unit_zh=unit, unit_en=unit, parent_unit_zh="区城管局",
+                                segment_id=None)
+                for unit in units
+            ),
+            "responsible_units_basis": "segment" if units else "none",
+        }
+    )  # fmt: skip
+    return report.model_copy(
+        update={
+            "location": location,
+            "reporter": Reporter(device_id=report.reporter.device_id, inspector_id=inspector,
+                                 unit=None),
+            "acceptance": Acceptance(inside_window=inside_window, window="08:00-18:00",
+                                     timezone="Asia/Shanghai"),
+        }
+    )  # fmt: skip
+
+
+REPORTS = [
+    placed(normalized(received_at="2026-11-28T01:00:00+00:00"), district="黄浦区",
+           units=("南京东路街道", "环卫一所")),
+    placed(normalized(received_at="2026-11-28T02:00:00+00:00", class_code="0101"),
+           district="静安区", units=("环卫一所",), inspector="INS-0007"),
+    placed(normalized(received_at="2026-11-28T11:00:00+00:00"), district="黄浦区",
+           inside_window=False),
+    placed(normalized(received_at="2026-11-29T03:00:00+00:00"), district=None),
+]  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "sqlite":
+        found: Any = SqliteRegistry(tmp_path / "registry.db", TZ)
+    else:
+        dsn = request.getfixturevalue("postgres_dsn")
+        found = PostgresRegistry(dsn, PostgresSettings(pool_max=2), TZ, logs.get("test"))
+    found.register(REPORTS)
+    yield found
+    found.close()
+
+
+def numbers(registry: Any, **query: Any) -> list[str]:
+    return [row.report.report_id for row in registry.find_cases(CaseQuery(**query))]
+
+
+def ids(*indexes: int) -> list[str]:
+    return [REPORTS[index].report_id for index in indexes]
+
+
+def test_cases_come_newest_first_and_each_filter_narrows_them(registry: Any) -> None:
+    assert numbers(registry) == ids(3, 2, 1, 0)
+    assert numbers(registry, district="黄浦区") == ids(2, 0)
+    assert numbers(registry, unit="环卫一所") == ids(1, 0)
+    assert numbers(registry, inspector_id="INS-0007") == ids(1)
+    assert numbers(registry, class_code="0101") == ids(1)
+    assert numbers(registry, inside_window=False) == ids(2)
+    assert numbers(registry, inside_coverage=False) == ids(3)
+    # A day is the registry's local day: 2026-11-28 in Shanghai ends at 16:00 UTC.
+    assert numbers(registry, day=date(2026, 11, 28)) == ids(2, 1, 0)
+    assert numbers(registry, day=date(2026, 11, 29)) == ids(3)
+    assert numbers(registry, district="黄浦区", inside_window=True) == ids(0)
+
+
+def test_pages_follow_on_by_id_and_live_updates_ask_for_newer_ones(registry: Any) -> None:
+    first = registry.find_cases(CaseQuery(limit=2))
+    assert [row.report.report_id for row in first] == ids(3, 2)
+    after = registry.find_cases(CaseQuery(limit=2, before_id=first[-1].id))
+    assert [row.report.report_id for row in after] == ids(1, 0)
+    assert numbers(registry, after_id=after[0].id) == ids(3, 2)
+
+
+def test_a_case_reads_back_with_its_number_and_the_filters_know_their_values(
+    registry: Any,
+) -> None:
+    row = registry.find_cases(CaseQuery(limit=1))[0]
+    again = registry.get_case(row.case_no)
+    assert again is not None
+    assert again.report.case_no == row.case_no
+    assert registry.get_case("E0102202611280999999") is None
+    facets = registry.facets()
+    assert sorted(facets.districts) == sorted(["静安区", "黄浦区"])
+    assert sorted(facets.units) == ["南京东路街道", "环卫一所"]
+    assert facets.inspectors == ["INS-0007", "INS-0042"]
+    assert facets.classes == ["0101", "0102"]
+
+
+def test_cases_registered_before_the_migration_get_their_facts(tmp_path: Path) -> None:
+    path = tmp_path / "registry.db"
+    before = case_registry_sqlite.MIGRATIONS[:-1]
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, before)
+    report = REPORTS[0].with_case_no("E0102202611280000001")
+    conn.execute(
+        "INSERT INTO cases (case_no, report_id, kind, class_code, received_at, report)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (report.case_no, report.report_id, "event", "0102", report.received_at.isoformat(),
+         report.to_json().decode()),
+    )  # fmt: skip
+    conn.close()
+
+    registry = SqliteRegistry(path, TZ)  # applies the last migration
+    assert numbers(registry, district="黄浦区", unit="南京东路街道") == ids(0)
+    registry.close()
+
+
+def test_postgres_cases_registered_before_the_migration_get_their_facts(
+    postgres_dsn: str,
+) -> None:
+    from gateway.sinks import case_registry_postgres  # noqa: PLC0415 - this test's subject
+
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations ("
+            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, script in enumerate(case_registry_postgres.MIGRATIONS[:-1], start=1):
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement.encode())
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+        report = REPORTS[1].with_case_no("E0101202611280000001")
+        conn.execute(
+            "INSERT INTO cases (case_no, report_id, kind, class_code, received_at, report)"
+            " VALUES (%s, %s, 'event', '0101', %s, %s)",
+            (report.case_no, report.report_id, report.received_at, report.to_json().decode()),
+        )
+
+    registry = PostgresRegistry(postgres_dsn, PostgresSettings(pool_max=2), TZ, logs.get("t"))
+    assert numbers(registry, district="静安区", unit="环卫一所", inspector_id="INS-0007") == ids(1)
+    registry.close()
