@@ -21,10 +21,13 @@ from gateway.normalize.model import (
     Acceptance,
     Clock,
     CodeName,
+    Coverage,
     Location,
     NormalizedReport,
     ReportClass,
     Reporter,
+    ResponsibleUnit,
+    Wgs84,
 )
 from gateway.runtime.pipeline import PipelineTuning
 from gateway.store.outbox import Backoff
@@ -180,3 +183,47 @@ def accepted(report_id: str, device_id: str = "tz-0001", **fields: Any) -> Accep
 def registered(report_id: str, case_no: str, device_id: str = "tz-0001") -> Registered:
     """The registry step's result for a report `accepted` made."""
     return Registered(report_id, case_no, normalized(report_id, device_id).with_case_no(case_no))
+
+
+def placed(
+    report: NormalizedReport,
+    *,
+    district: str | None,
+    units: tuple[str, ...] = (),
+    inspector: str = "INS-0042",
+    inside_window: bool = True,
+    lat: float = 31.23,
+    lon: float = 121.47,
+) -> NormalizedReport:
+    """The report as the geo stage would have placed it (or outside the coverage)."""
+    coverage = Coverage(
+        inside=district is not None,
+        district_zh=district,
+        district_en=None,
+        admin_code=None,
+    )
+    location = Location(
+        **{
+            **report.location.model_dump(),
+            "source": "fix",
+            "wgs84": Wgs84(lat=lat, lon=lon, accuracy_m=5.0, time=None, alt_m=None,
+                           hdop=None, satellites=None),
+            "flags": (),
+            "coverage": coverage,
+            "responsible_units": tuple(
+                ResponsibleUnit(unit_zh=unit, unit_en=unit, parent_unit_zh="区城管局",
+                                segment_id=None)
+                for unit in units
+            ),
+            "responsible_units_basis": "segment" if units else "none",
+        }
+    )  # fmt: skip
+    return report.model_copy(
+        update={
+            "location": location,
+            "reporter": Reporter(device_id=report.reporter.device_id, inspector_id=inspector,
+                                 unit=None),
+            "acceptance": Acceptance(inside_window=inside_window, window="08:00-18:00",
+                                     timezone="Asia/Shanghai"),
+        }
+    )  # fmt: skip

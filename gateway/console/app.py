@@ -21,9 +21,10 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from flask import (
     Flask,
@@ -45,7 +46,8 @@ from gateway.console.accounts import AccountError, Accounts, Role, User, check_p
 from gateway.console.i18n import LANGUAGES, Language, words
 from gateway.console.settings import ConsoleSettings
 from gateway.console.sources import Sources
-from gateway.geo.gcj02 import to_gcj02
+from gateway.geo.gcj02 import to_gcj02, to_wgs84
+from gateway.geo.grid import RegularGrid
 from gateway.normalize.model import NormalizedReport, PhotoDerivative, VoiceDerivative
 from gateway.sinks.case_search import PAGE_MAX, CaseQuery, CaseRow
 
@@ -69,6 +71,11 @@ class MapLayers:
     segment_table: Path
     gcj02: bool  # the base tiles are in GCJ-02: everything drawn is shifted to it
     tiles: str | None  # a tile URL template; None: no base map (works offline)
+    grid: RegularGrid | None = None  # the generated unit grid (where the city has none)
+    grid_file: Path | None = None  # the city's own unit grid (GeoJSON), if it has one
+
+
+GRID_CELLS_MAX = 2_500  # cells drawn at once; further out, the map shows none
 
 
 def create_app(
@@ -92,7 +99,11 @@ def create_app(
     if settings.proxies:
         n = settings.proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
-    app.jinja_env.globals.update(photos=photo_derivatives, voices=voice_derivatives, when=when)
+    app.jinja_env.globals.update(
+        photos=photo_derivatives,
+        voices=voice_derivatives,
+        when=functools.partial(local_time, tz=sources.tz),
+    )
     app.jinja_env.filters["reject_before"] = lambda args: {
         name: value for name, value in args.items() if name != "before"
     }
@@ -368,7 +379,40 @@ class Console:
                 for feature in collection["features"]
             ]  # fmt: skip
             return jsonify(_shifted({**collection, "features": features}, self.layers.gcj02))
+        if name == "grid":
+            return jsonify(_shifted(self.grid_cells(request.args.get("bbox", "")),
+                                    self.layers.gcj02))  # fmt: skip
         return abort(404)
+
+    def grid_cells(self, bbox: str) -> dict[str, Any]:
+        """The unit grid's cells within `bbox` (south,west,north,east, WGS-84), as GeoJSON;
+        none when the box holds more than GRID_CELLS_MAX of them."""
+        try:
+            south, west, north, east = (float(value) for value in bbox.split(","))
+        except ValueError:
+            return abort(400)
+        if self.layers.gcj02:  # the map asks in its own datum; the grid is WGS-84
+            south, west = to_wgs84(south, west)
+            north, east = to_wgs84(north, east)
+        features: list[dict[str, Any]] = []
+        if self.layers.grid_file is not None:
+            for feature in _geojson(self.layers.grid_file)["features"]:
+                xs, ys = zip(*_points(feature["geometry"]["coordinates"]), strict=True)
+                if min(xs) <= east and max(xs) >= west and min(ys) <= north and max(ys) >= south:
+                    features.append(feature)
+                    if len(features) > GRID_CELLS_MAX:
+                        return {"type": "FeatureCollection", "features": [], "too_many": True}
+        elif self.layers.grid is not None:
+            cells = self.layers.grid.cells_within(south, west, north, east, GRID_CELLS_MAX)
+            if cells is None:
+                return {"type": "FeatureCollection", "features": [], "too_many": True}
+            features = [
+                {"type": "Feature", "properties": {"grid_code": code},
+                 "geometry": {"type": "Polygon",
+                              "coordinates": [[[lon, lat] for lat, lon in [*corners, corners[0]]]]}}
+                for code, corners in cells
+            ]  # fmt: skip
+        return {"type": "FeatureCollection", "features": features}
 
     # ---- fleet and pipeline (technicians) ------------------------------------------------
 
@@ -380,7 +424,16 @@ class Console:
     def fleet_json(self) -> Any:
         if refusal := self.refused("fleet"):
             return refusal
-        return jsonify(devices=[asdict(view) for view in self.sources.fleet()])
+        devices = []
+        for view in self.sources.fleet():
+            device = asdict(view)
+            device["status_local"] = local_time(view.status_at or view.last_seen_at,
+                                                self.sources.tz)  # fmt: skip
+            if view.last_fix is not None and self.layers.gcj02:
+                device["last_fix"] = [*to_gcj02(view.last_fix[0], view.last_fix[1]),
+                                      view.last_fix[2]]  # fmt: skip
+            devices.append(device)
+        return jsonify(devices=devices)
 
     def track_json(self, device_id: str) -> Any:
         if refusal := self.refused("fleet"):
@@ -486,10 +539,8 @@ def _summary(row: CaseRow, language: Language) -> dict[str, Any]:
     }
 
 
-def _zone(name: str) -> Any:
-    from zoneinfo import ZoneInfo  # noqa: PLC0415 - cached by the module
-
-    return ZoneInfo(name)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)  # cached by zoneinfo
 
 
 def _position(report: NormalizedReport, gcj02: bool) -> tuple[float, float] | None:
@@ -523,6 +574,13 @@ def _geojson(path: Path) -> dict[str, Any]:
 def _segment_units(path: Path) -> dict[str, str]:
     with path.open(encoding="utf-8") as table:
         return {row["segment_id"]: row["unit_zh"] for row in csv.DictReader(table)}
+
+
+def _points(coordinates: Any) -> list[tuple[float, float]]:
+    """Every [lon, lat] of a GeoJSON geometry's coordinates, however nested."""
+    if isinstance(coordinates[0], int | float):
+        return [(float(coordinates[0]), float(coordinates[1]))]
+    return [point for part in coordinates for point in _points(part)]
 
 
 def _shifted(collection: dict[str, Any], gcj02: bool) -> dict[str, Any]:
@@ -566,5 +624,14 @@ def voice_derivatives(report: NormalizedReport) -> list[tuple[str, VoiceDerivati
     ]
 
 
-def when(value: str | datetime | None) -> str:
-    return "" if value is None else str(value)[:19].replace("T", " ")
+def local_time(value: str | datetime | None, tz: ZoneInfo) -> str:
+    """An instant (RFC 3339 text or a datetime) in the city's time, to the second."""
+    if value is None:
+        return ""
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")

@@ -101,6 +101,10 @@ WORDS: dict[str, dict[Language, str]] = {
     "operator": {"zh-CN": "受理员", "en": "operator"},
     "technician": {"zh-CN": "设备技术员", "en": "technician"},
     "today_track": {"zh-CN": "今日轨迹", "en": "Today's track"},
+    "track_hint": {
+        "zh-CN": "点击地图上的终端或表格中的一行显示其今日轨迹",
+        "en": "click a terminal on the map or a row of the table to draw its track of today",
+    },
     "component": {"zh-CN": "部件", "en": "component"},
     "event": {"zh-CN": "事件", "en": "event"},
 }

@@ -17,17 +17,22 @@ from gateway.config import GatewayConfig
 from gateway.console.accounts import open_accounts
 from gateway.console.app import MapLayers, create_app
 from gateway.console.sources import open_sources
+from gateway.geo.grid import RegularGrid
 
 THREADS = 4
 
 
 def map_layers(config: GatewayConfig) -> MapLayers:
+    geo = config.geo
+    south, west, north, east = geo.grid_extent
     return MapLayers(
-        districts=config.geo.file("districts"),
-        segments=config.geo.file("segments"),
-        segment_table=config.geo.file("segment_table"),
+        districts=geo.file("districts"),
+        segments=geo.file("segments"),
+        segment_table=geo.file("segment_table"),
         gcj02=config.console.tiles_datum == "gcj02",
         tiles=config.console.tiles,
+        grid=RegularGrid(south, west, north, east, geo.grid_cell_m, geo.grid_area_code),
+        grid_file=geo.grid,
     )
 
 

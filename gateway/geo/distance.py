@@ -31,3 +31,7 @@ class LocalPlane:
     def to_xy(self, lat: float, lon: float) -> tuple[float, float]:
         ky = math.radians(1) * EARTH_RADIUS_M
         return (lon - self.lon0) * self._kx, (lat - self.lat0) * ky
+
+    def to_latlon(self, x: float, y: float) -> tuple[float, float]:
+        ky = math.radians(1) * EARTH_RADIUS_M
+        return self.lat0 + y / ky, self.lon0 + x / self._kx

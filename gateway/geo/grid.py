@@ -74,6 +74,34 @@ class RegularGrid:
         code = f"{self.area_code}{block_row:03d}{block_column:03d}{serial:03d}"
         return GridCell(code, "generated")
 
+    def cells_within(
+        self, south: float, west: float, north: float, east: float, limit: int
+    ) -> list[tuple[str, list[tuple[float, float]]]] | None:
+        """Each cell meeting the box, as (code, its corners as (lat, lon)); None if there
+        would be more than `limit` (a map too far out to draw them)."""
+        plane = LocalPlane(self.south, self.west)
+        x0, y0 = plane.to_xy(max(south, self.south), max(west, self.west))
+        x1, y1 = plane.to_xy(min(north, self.north), min(east, self.east))
+        if x1 <= x0 or y1 <= y0:
+            return []
+        columns = range(int(x0 // self.cell_m), math.ceil(x1 / self.cell_m))
+        rows = range(int(y0 // self.cell_m), math.ceil(y1 / self.cell_m))
+        if len(columns) * len(rows) > limit:
+            return None
+        cells = []
+        for row in rows:
+            for column in columns:
+                corners = [
+                    plane.to_latlon(column * self.cell_m + dx, row * self.cell_m + dy)
+                    for dx, dy in ((0, 0), (self.cell_m, 0), (self.cell_m, self.cell_m),
+                                   (0, self.cell_m))
+                ]  # fmt: skip
+                middle = plane.to_latlon((column + 0.5) * self.cell_m, (row + 0.5) * self.cell_m)
+                cell = self.cell(*middle)
+                if cell is not None:
+                    cells.append((cell.code, corners))
+        return cells
+
     def cells_across(self) -> tuple[int, int]:
         plane = LocalPlane(self.south, self.west)
         x, y = plane.to_xy(self.north, self.east)

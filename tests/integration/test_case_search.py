@@ -14,66 +14,15 @@ import psycopg
 import pytest
 
 from gateway import logs
-from gateway.normalize.model import (
-    Acceptance,
-    Coverage,
-    Location,
-    NormalizedReport,
-    Reporter,
-    ResponsibleUnit,
-    Wgs84,
-)
 from gateway.sinks import case_registry_sqlite
 from gateway.sinks.case_registry_postgres import PostgresRegistry
 from gateway.sinks.case_registry_sqlite import SqliteRegistry
 from gateway.sinks.case_search import CaseQuery
 from gateway.sinks.settings import PostgresSettings
 from gateway.store.db import migrate
-from tests.factories import normalized
+from tests.factories import normalized, placed
 
 TZ = ZoneInfo("Asia/Shanghai")
-
-
-def placed(
-    report: NormalizedReport,
-    *,
-    district: str | None,
-    units: tuple[str, ...] = (),
-    inspector: str = "INS-0042",
-    inside_window: bool = True,
-) -> NormalizedReport:
-    """The report as the geo stage would have placed it (or outside the coverage)."""
-    coverage = Coverage(
-        inside=district is not None,
-        district_zh=district,
-        district_en=None,
-        admin_code=None,
-    )
-    location = Location(
-        **{
-            **report.location.model_dump(),
-            "source": "fix",
-            "wgs84": Wgs84(lat=31.23, lon=121.47, accuracy_m=5.0, time=None, alt_m=None,
-                           hdop=None, satellites=None),
-            "flags": (),
-            "coverage": coverage,
-            "responsible_units": tuple(
-                ResponsibleUnit(unit_zh=unit, unit_en=unit, parent_unit_zh="区城管局",
-                                segment_id=None)
-                for unit in units
-            ),
-            "responsible_units_basis": "segment" if units else "none",
-        }
-    )  # fmt: skip
-    return report.model_copy(
-        update={
-            "location": location,
-            "reporter": Reporter(device_id=report.reporter.device_id, inspector_id=inspector,
-                                 unit=None),
-            "acceptance": Acceptance(inside_window=inside_window, window="08:00-18:00",
-                                     timezone="Asia/Shanghai"),
-        }
-    )  # fmt: skip
 
 
 REPORTS = [

@@ -243,6 +243,16 @@ def test_the_marker_sits_at_the_reports_place_on_the_map(stack: Stack, browser: 
     assert (red > 150, green < 110, blue < 110) == (True, True, True), (red, green, blue)
     far = _rgb(image, (px + 40) * scale, py * scale)
     assert not (far[0] > 150 and far[1] < 110), far  # and only there
+    # At this zoom the unit grid is drawn, and the cell under the marker is the report's.
+    wait_until(lambda: browser.execute_script("return window.cgtGrid.getLayers().length") > 0,
+               10, "the unit grid")  # fmt: skip
+    under = browser.execute_script(
+        "const p = L.latLng(arguments[0], arguments[1]); let code = null;"
+        " window.cgtGrid.eachLayer(l => { if (l.getBounds().contains(p))"
+        " code = l.feature.properties.grid_code }); return code",
+        lat, lon,
+    )  # fmt: skip
+    assert under == case["grid"]
     screenshot(browser, "console-report-map")
 
 
@@ -306,6 +316,11 @@ def test_a_terminal_whose_link_drops_shows_offline(stack: Stack, browser: WebDri
     link.close()  # no DISCONNECT: the broker publishes the will
     wait_until(lambda: presence() == "离线", 15, "the terminal to show offline")
     assert time.monotonic() - dropped < 10
+    # A terminal of the fleet that sent reports: its track of today, drawn on a click.
+    stack.run_fleet()
+    browser.find_element(By.ID, "device-web-0001").click()
+    wait_until(lambda: browser.execute_script("return window.cgtTrack && window.cgtTrack.points"),
+               10, "the track to be drawn")  # fmt: skip
     screenshot(browser, "console-fleet-offline")
 
 

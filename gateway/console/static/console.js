@@ -80,7 +80,7 @@ function startFleet() {
         c[2].textContent = d.unit || "";
         c[3].textContent = d.online === true ? words.online : d.online === false ? words.offline : words.unknown;
         c[3].className = `presence ${d.online === true ? "ok" : d.online === false ? "warn" : ""}`;
-        c[4].textContent = (d.status_at || d.last_seen_at || "").slice(0, 19).replace("T", " ");
+        c[4].textContent = d.status_local;
         c[5].textContent = d.battery_pct === null ? "" : `${Math.round(d.battery_pct)}%`;
         c[6].textContent = d.firmware || "";
         c[7].textContent = d.signal_dbm === null ? "" : `${d.signal_dbm} dBm`;
