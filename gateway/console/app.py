@@ -45,7 +45,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gateway.console.accounts import AccountError, Accounts, Role, User, check_password
 from gateway.console.i18n import LANGUAGES, Language, words
 from gateway.console.settings import ConsoleSettings
-from gateway.console.sources import Sources
+from gateway.console.sources import InstanceStatus, Sources
 from gateway.geo.gcj02 import to_gcj02, to_wgs84
 from gateway.geo.grid import RegularGrid
 from gateway.normalize.model import NormalizedReport, PhotoDerivative, VoiceDerivative
@@ -84,6 +84,7 @@ def create_app(
     settings: ConsoleSettings,
     layers: MapLayers,
     log: FilteringBoundLogger,
+    status: Callable[[], InstanceStatus] | None = None,
 ) -> Flask:
     app = Flask(__name__)
     app.config.update(
@@ -109,7 +110,7 @@ def create_app(
     }
     # Before CSRFProtect: its check runs after ours has found who is asking, so that a
     # refused request is audited under its user.
-    Console(sources, accounts, settings, layers, log).register(app)
+    Console(sources, accounts, settings, layers, log, status).register(app)
     CSRFProtect(app)
     return app
 
@@ -124,12 +125,14 @@ class Console:
         settings: ConsoleSettings,
         layers: MapLayers,
         log: FilteringBoundLogger,
+        status: Callable[[], InstanceStatus] | None = None,
     ) -> None:
         self.sources = sources
         self.accounts = accounts
         self.settings = settings
         self.layers = layers
         self.log = log
+        self.status = status
 
     def register(self, app: Flask) -> None:
         app.before_request(self.who)
@@ -419,13 +422,13 @@ class Console:
     def fleet(self) -> Any:
         if refusal := self.refused("fleet"):
             return refusal
-        return render_template("fleet.html", devices=self.sources.fleet())
+        return render_template("fleet.html", devices=self.sources.fleet(self.door()))
 
     def fleet_json(self) -> Any:
         if refusal := self.refused("fleet"):
             return refusal
         devices = []
-        for view in self.sources.fleet():
+        for view in self.sources.fleet(self.door()):
             device = asdict(view)
             device["status_local"] = local_time(view.status_at or view.last_seen_at,
                                                 self.sources.tz)  # fmt: skip
@@ -434,6 +437,10 @@ class Console:
                                       view.last_fix[2]]  # fmt: skip
             devices.append(device)
         return jsonify(devices=devices)
+
+    def door(self) -> dict[str, tuple[int, str, float]]:
+        """Refusals at this instance's door, per device (none without a running gateway)."""
+        return self.status().door if self.status else {}
 
     def track_json(self, device_id: str) -> Any:
         if refusal := self.refused("fleet"):
@@ -451,6 +458,7 @@ class Console:
             depths=self.sources.depths(),
             letters=self.sources.dead_letters(),
             retried=request.args.get("retried"),
+            instance=self.status() if self.status else None,
         )
 
     def retry(self) -> Any:

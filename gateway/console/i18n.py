@@ -106,6 +106,18 @@ WORDS: dict[str, dict[Language, str]] = {
         "en": "click a terminal on the map or a row of the table to draw its track of today",
     },
     "component": {"zh-CN": "部件", "en": "component"},
+    "instance": {"zh-CN": "网关实例", "en": "Gateway instance"},
+    "broker_link": {"zh-CN": "消息服务器连接", "en": "Broker link"},
+    "connected": {"zh-CN": "已连接", "en": "connected"},
+    "disconnected": {"zh-CN": "已断开", "en": "disconnected"},
+    "pipeline_process": {"zh-CN": "处理进程", "en": "Pipeline process"},
+    "running": {"zh-CN": "运行中", "en": "running"},
+    "stopped": {"zh-CN": "已停止", "en": "stopped"},
+    "media_workers": {"zh-CN": "媒体处理进程数", "en": "Media workers"},
+    "spool": {"zh-CN": "暂存", "en": "Spool"},
+    "free": {"zh-CN": "磁盘剩余", "en": "disk free"},
+    "outbox_reports": {"zh-CN": "待投递报告", "en": "Reports with deliveries pending"},
+    "refusing": {"zh-CN": "拒收原因", "en": "Refusing because"},
     "event": {"zh-CN": "事件", "en": "event"},
 }
 

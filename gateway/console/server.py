@@ -8,6 +8,7 @@ puts a TLS reverse proxy in front of it (docs/console.md).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 
 from structlog.typing import FilteringBoundLogger
@@ -16,7 +17,7 @@ from waitress.server import create_server
 from gateway.config import GatewayConfig
 from gateway.console.accounts import open_accounts
 from gateway.console.app import MapLayers, create_app
-from gateway.console.sources import open_sources
+from gateway.console.sources import InstanceStatus, open_sources
 from gateway.geo.grid import RegularGrid
 
 THREADS = 4
@@ -37,7 +38,12 @@ def map_layers(config: GatewayConfig) -> MapLayers:
 
 
 class ConsoleServer:
-    def __init__(self, config: GatewayConfig, log: FilteringBoundLogger) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        log: FilteringBoundLogger,
+        status: Callable[[], InstanceStatus] | None = None,
+    ) -> None:
         address = config.console.address()
         if address is None:
             raise ValueError("no [console] listen address")
@@ -46,7 +52,7 @@ class ConsoleServer:
         sources = self._resources.enter_context(open_sources(config))
         accounts = open_accounts(config)
         self._resources.callback(accounts.close)
-        app = create_app(sources, accounts, config.console, map_layers(config), log)
+        app = create_app(sources, accounts, config.console, map_layers(config), log, status)
         self.server = create_server(
             app,
             host=address[0],

@@ -59,7 +59,25 @@ class DeviceView:
     uploading: int  # reports whose media are still arriving
     rejected: int  # reports of it the pipeline rejected
     last_reason: str | None  # the latest one's reason code
+    refused: int  # its uplinks refused at this instance's door since it started
+    last_refusal: str | None  # the latest one's reason code
     last_fix: tuple[float, float, str | None] | None  # lat, lon, time
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStatus:
+    """What the running gateway says of itself, for the pipeline page."""
+
+    instance: str  # its MQTT client id
+    broker: str
+    broker_connected: bool
+    pipeline_alive: bool
+    media_workers: int
+    spool_bytes: int
+    outbox_reports: int
+    free_bytes: int
+    refusing: str | None  # why new reports or media are refused, when they are
+    door: dict[str, tuple[int, str, float]]  # per device: uplinks refused, the last reason
 
 
 class Guarded(Generic[S]):
@@ -111,19 +129,24 @@ class Sources:
 
     # ---- the fleet -------------------------------------------------------------------------
 
-    def fleet(self) -> list[DeviceView]:
+    def fleet(self, door: dict[str, tuple[int, str, float]] | None = None) -> list[DeviceView]:
+        """Every device registered or heard from; `door`: refusals at the door, per device."""
+        door = door or {}
         registered: list[Device] = self.devices(
             lambda devices: devices.devices() if devices is not None else []
         )
         status = self.inbox(_status_rows)
         rejections = self.outbox(lambda outbox: _rejection_rows(outbox.conn))
-        ids = sorted({device.device_id for device in registered} | set(status) | set(rejections))
+        ids = sorted(
+            {device.device_id for device in registered} | set(status) | set(rejections) | set(door)
+        )
         by_id = {device.device_id: device for device in registered}
         views = []
         for device_id in ids:
             device = by_id.get(device_id)
             said = status.get(device_id, {})
             rejected, last_reason = rejections.get(device_id, (0, None))
+            refused, last_refusal, _ = door.get(device_id, (0, None, 0.0))
             views.append(
                 DeviceView(
                     device_id=device_id,
@@ -139,6 +162,8 @@ class Sources:
                     uploading=int(said.get("uploading") or 0),
                     rejected=rejected,
                     last_reason=last_reason,
+                    refused=refused,
+                    last_refusal=last_refusal,
                     last_fix=said.get("last_fix"),
                 )
             )

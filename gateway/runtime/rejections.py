@@ -11,6 +11,9 @@ lifecycle's `Rejected` and reaches the terminal through the `ack` step.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
 
 from structlog.typing import FilteringBoundLogger
 
@@ -33,9 +36,37 @@ QUIET = frozenset(
 MESSAGE_CHARS = 500  # what the ack's reason message may hold
 
 
+class DoorRefusals:
+    """Each device's uplinks refused at the door since this process started, for the
+    console's fleet page: how many, and the latest reason. Bounded: past `devices_max`
+    devices (ids made up by a flood, in open mode), the longest quiet ones are forgotten."""
+
+    def __init__(self, devices_max: int = 10_000) -> None:
+        self.devices_max = devices_max
+        self._by_device: OrderedDict[str, tuple[int, str, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, device_id: str, reason: str) -> None:
+        with self._lock:
+            count = self._by_device.pop(device_id, (0, "", 0.0))[0]
+            self._by_device[device_id] = (count + 1, reason, time.time())
+            while len(self._by_device) > self.devices_max:
+                self._by_device.popitem(last=False)
+
+    def snapshot(self) -> dict[str, tuple[int, str, float]]:
+        with self._lock:
+            return dict(self._by_device)
+
+
+# This process's tally (the intake's): read by the console, which runs beside it.
+DOOR = DoorRefusals()
+
+
 def uplink_rejected(log: FilteringBoundLogger, rejected: UplinkRejected) -> None:
     """Count and log an uplink refused at the door (the intake answers it)."""
     metrics.REJECTED.labels(rejected.reason.value).inc()
+    if rejected.device_id:
+        DOOR.add(rejected.device_id, rejected.reason.value)
     log.log(
         logging.DEBUG if rejected.reason in QUIET else logging.WARNING,
         "uplink.rejected",

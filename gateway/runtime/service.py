@@ -55,6 +55,7 @@ from gateway.transports.mqtt import MqttLink, Received
 
 if TYPE_CHECKING:
     from gateway.console.server import ConsoleServer
+    from gateway.console.sources import InstanceStatus
     from gateway.store.cluster import InstanceClaim
 
 
@@ -206,7 +207,7 @@ class Gateway:
         if config.console.listen is not None:
             from gateway.console.server import ConsoleServer  # noqa: PLC0415 - Flask only when asked
 
-            self.console = ConsoleServer(config, log.bind(part="console"))
+            self.console = ConsoleServer(config, log.bind(part="console"), self._console_status)
 
     def _claim_instance_id(self) -> InstanceClaim | None:
         """In a cluster, this instance's id (its MQTT client id), refused if taken."""
@@ -310,6 +311,25 @@ class Gateway:
 
     def pipeline_alive(self) -> bool:
         return self._pipeline is not None and self._pipeline.is_alive()
+
+    def _console_status(self) -> InstanceStatus:
+        from gateway.console.sources import InstanceStatus  # noqa: PLC0415 - with the console
+        from gateway.media.pool import default_workers  # noqa: PLC0415
+        from gateway.runtime.rejections import DOOR  # noqa: PLC0415
+
+        levels = self.watch.levels
+        return InstanceStatus(
+            instance=self.config.mqtt.client_id,
+            broker=redact_url(self.config.mqtt.broker),
+            broker_connected=self.link.connected,
+            pipeline_alive=self.pipeline_alive(),
+            media_workers=self.config.media.workers or default_workers(),
+            spool_bytes=levels.spool_bytes,
+            outbox_reports=levels.outbox_reports,
+            free_bytes=levels.free_bytes,
+            refusing=levels.report_refusal or levels.media_refusal,
+            door=DOOR.snapshot(),
+        )
 
 
 def serve(config: GatewayConfig, log: FilteringBoundLogger) -> int:

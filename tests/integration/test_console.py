@@ -316,6 +316,20 @@ def test_a_terminal_whose_link_drops_shows_offline(stack: Stack, browser: WebDri
     link.close()  # no DISCONNECT: the broker publishes the will
     wait_until(lambda: presence() == "离线", 15, "the terminal to show offline")
     assert time.monotonic() - dropped < 10
+    # A terminal whose uplinks are refused at the door: counted with the reason.
+    garbage = paho.Client(CallbackAPIVersion.VERSION2, client_id="web-bad")
+    garbage.connect(host, int(port))
+    garbage.loop_start()
+    garbage.publish(wire.report_topic("web-bad"), b"{not json", qos=1).wait_for_publish(10)
+    garbage.loop_stop()
+    garbage.disconnect()
+
+    def refusals() -> str:
+        rows = browser.find_elements(By.ID, "device-web-bad")
+        return rows[0].find_elements(By.TAG_NAME, "td")[9].text if rows else ""
+
+    wait_until(lambda: refusals().startswith("1 "), 15, "the refusal on the fleet page")
+    assert re.fullmatch(r"1 [a-z_]+\.[a-z_.]+", refusals())
     # A terminal of the fleet that sent reports: its track of today, drawn on a click.
     stack.run_fleet()
     browser.find_element(By.ID, "device-web-0001").click()
@@ -358,6 +372,9 @@ def test_roles_are_enforced_on_the_server_and_every_action_needs_its_csrf_token(
     log_in(browser, stack.url, "technician", PASSWORDS["technician"])
     browser.get(f"{stack.url}/pipeline")
     assert report_id in browser.find_element(By.ID, "letters").text
+    instance = browser.find_element(By.ID, "instance").text
+    assert "已连接" in instance  # the broker link
+    assert "运行中" in instance  # the pipeline process
     screenshot(browser, "console-pipeline-dead-letter")
     browser.find_element(By.CSS_SELECTOR, "form.retry button").click()
     browser.switch_to.alert.accept()  # "Retry this dead letter?"

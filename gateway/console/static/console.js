@@ -85,7 +85,8 @@ function startFleet() {
         c[6].textContent = d.firmware || "";
         c[7].textContent = d.signal_dbm === null ? "" : `${d.signal_dbm} dBm`;
         c[8].textContent = String(d.uploading);
-        c[9].textContent = d.last_reason ? `${d.rejected} ${d.last_reason}` : String(d.rejected);
+        const reason = d.last_refusal || d.last_reason;
+        c[9].textContent = reason ? `${d.rejected + d.refused} ${reason}` : String(d.rejected + d.refused);
         c[10].textContent = d.last_fix ? `${d.last_fix[0].toFixed(5)}, ${d.last_fix[1].toFixed(5)}` : "";
         c[11].textContent = words[d.status] || d.status;
         c[11].className = d.status === "active" ? "" : "warn";

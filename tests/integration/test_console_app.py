@@ -1,0 +1,121 @@
+"""The console's application on real stores (SQLite files in a data directory), through
+Flask's test client: what the map is given on a WGS-84 base map and on a GCJ-02 one,
+the unit grid's cells, the page's security headers, and the pages 100 cases make."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask.testing import FlaskClient
+
+from gateway import logs
+from gateway.console.accounts import Accounts
+from gateway.console.app import MapLayers, create_app
+from gateway.console.settings import ConsoleSettings
+from gateway.console.sources import Sources
+from gateway.devices.device_registry import DeviceRegistry
+from gateway.geo.gcj02 import to_gcj02
+from gateway.geo.grid import RegularGrid
+from gateway.geo.settings import GeoSettings
+from gateway.sinks.case_registry_sqlite import SqliteRegistry
+from gateway.sinks.objects_local import LocalObjectStore
+from gateway.store.db import connect
+from gateway.store.inbox import MIGRATIONS as INBOX
+from gateway.store.outbox import Outbox
+from tests.factories import normalized, placed
+
+TZ = ZoneInfo("Asia/Shanghai")
+PASSWORD = "a password of twelve"  # noqa: S105 - a test account's
+AT = (32.015, 120.86)  # in the covered districts
+
+
+def layers(gcj02: bool) -> MapLayers:
+    geo = GeoSettings()
+    south, west, north, east = geo.grid_extent
+    return MapLayers(
+        geo.file("districts"), geo.file("segments"), geo.file("segment_table"),
+        gcj02=gcj02, tiles="https://t{s}.example.cn/{z}/{x}/{y}.png" if gcj02 else None,
+        grid=RegularGrid(south, west, north, east),
+    )  # fmt: skip
+
+
+@pytest.fixture(params=[False, True], ids=["wgs84", "gcj02"])
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FlaskClient]:
+    registry = SqliteRegistry(tmp_path / "registry.db", TZ)
+    registry.register([
+        placed(normalized(received_at=f"2026-11-28T0{n % 10}:00:00+00:00"), district="崇川区",
+               units=("一中队",), lat=AT[0], lon=AT[1])
+        for n in range(100)
+    ])  # fmt: skip
+    accounts = Accounts(tmp_path / "console.db")
+    accounts.add("v", "viewer")
+    accounts.set_password("v", PASSWORD)
+    sources = Sources(
+        registry, LocalObjectStore(tmp_path / "objects"), connect(tmp_path / "inbox.db", INBOX),
+        Outbox(tmp_path / "outbox.db"), DeviceRegistry(tmp_path / "devices.db"), TZ,
+    )  # fmt: skip
+    app = create_app(sources, accounts, ConsoleSettings(), layers(request.param), logs.get("t"))
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    assert client.post("/login", data={"csrf_token": token, "name": "v",
+                                       "password": PASSWORD}).status_code == 302  # fmt: skip
+    client.gcj02 = request.param  # type: ignore[attr-defined]
+    yield client
+    sources.close()
+    accounts.close()
+
+
+def test_markers_and_lines_are_given_in_the_base_maps_datum(client: Any) -> None:
+    (point, *_) = client.get("/api/map").get_json()["points"]
+    expected = to_gcj02(*AT) if client.gcj02 else AT
+    assert point[:2] == pytest.approx(list(expected), abs=1e-9)
+    assert point[3:] == ["event", "0102"]
+    shipped = GeoSettings().file("districts")
+    lon, lat = json.loads(shipped.read_text())["features"][0]["geometry"]["coordinates"][0][0]
+    drawn = client.get("/api/layers/districts").get_json()["features"][0]
+    first = drawn["geometry"]["coordinates"][0][0]
+    if client.gcj02:
+        shifted_lat, shifted_lon = to_gcj02(lat, lon)
+        assert first == pytest.approx([shifted_lon, shifted_lat], abs=1e-9)
+        assert abs(first[0] - lon) > 1e-3  # a few hundred metres: the shift is real
+    else:
+        assert first == [lon, lat]
+
+
+def test_the_unit_grid_is_given_near_in_and_not_far_out(client: Any) -> None:
+    lat, lon = AT
+    near = client.get(f"/api/layers/grid?bbox={lat},{lon},{lat + 0.002},{lon + 0.003}")
+    cells = near.get_json()["features"]
+    assert 6 <= len(cells) <= 20
+    assert all(len(cell["properties"]["grid_code"]) == 15 for cell in cells)
+    far = client.get("/api/layers/grid?bbox=31.9,120.7,32.1,121.0").get_json()
+    assert (far["features"], far["too_many"]) == ([], True)
+    assert client.get("/api/layers/grid?bbox=nonsense").status_code == 400
+
+
+def test_pages_forbid_framing_caching_and_any_script_from_elsewhere(client: Any) -> None:
+    answer = client.get("/reports")
+    assert answer.status_code == 200
+    policy = answer.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    if client.gcj02:
+        assert "https://t*.example.cn" in policy  # the configured tiles, and only them
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_hundred_cases_page_by_fifty(client: Any) -> None:
+    first = client.get("/api/reports").get_json()["rows"]
+    assert len(first) == 50
+    older = client.get(f"/api/reports?before={first[-1]['id']}").get_json()["rows"]
+    assert len(older) == 50
+    assert not {row["id"] for row in first} & {row["id"] for row in older}
+    assert client.get(f"/api/reports?before={older[-1]['id']}").get_json()["rows"] == []
+    assert len(client.get("/api/reports?limit=100000").get_json()["rows"]) == 100  # capped at 200
