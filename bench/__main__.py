@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import json
 
-from bench import cluster, fleet, geo, ingest, media, nmea, pipeline, s3_clients, sinks, tls
+from bench import (
+    cluster,
+    console,
+    fleet,
+    geo,
+    ingest,
+    media,
+    nmea,
+    pipeline,
+    s3_clients,
+    sinks,
+    tls,
+)
 
-for module in (pipeline, ingest, tls, sinks, s3_clients, media, geo, nmea, fleet, cluster):
+for module in (pipeline, ingest, tls, sinks, s3_clients, media, geo, nmea, fleet, console, cluster):
     print(json.dumps(module.run(), indent=2), flush=True)

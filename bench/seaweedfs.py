@@ -17,13 +17,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-import boto3
-import botocore.config
 import botocore.exceptions
 
 from gateway.harness.gateway_process import wait_until
 from gateway.harness.mosquitto import free_port
-from tests.servers import s3_gateway_settings
+from tests.servers import s3_client, s3_gateway_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -129,16 +127,7 @@ class SeaweedFS:
 
     def client(self) -> S3Client:
         if self._client is None:
-            self._client = boto3.client(
-                "s3",
-                endpoint_url=self.endpoint_url,
-                aws_access_key_id=ACCESS_KEY,
-                aws_secret_access_key=SECRET_KEY,
-                region_name="us-east-1",
-                config=botocore.config.Config(
-                    s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=30
-                ),
-            )
+            self._client = s3_client(self.endpoint_url, connect_timeout=2, read_timeout=30)
         return self._client
 
     def create_bucket(self, name: str) -> None:

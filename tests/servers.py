@@ -391,6 +391,25 @@ def s3_gateway_settings(endpoint_url: str, secret_env: str) -> str:
     )
 
 
+def s3_client(
+    endpoint_url: str, *, max_attempts: int = 3, connect_timeout: float = 1, read_timeout: float = 5
+) -> S3Client:
+    """A boto3 client for a throwaway S3 server: path-style, credentials `testing`."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - the test servers' dummy credentials
+        region_name="us-east-1",
+        config=botocore.config.Config(
+            s3={"addressing_style": "path"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"mode": "standard", "max_attempts": max_attempts},
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """One request as the S3 server received it (header names in lower case)."""
@@ -520,18 +539,11 @@ class S3Server:
 
         `stop()` closes it, if the caller has not.
         """
-        client = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-            region_name="us-east-1",
-            config=botocore.config.Config(
-                s3={"addressing_style": "path"},
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                retries={"mode": "standard", "max_attempts": max_attempts},
-            ),
+        client = s3_client(
+            self.endpoint_url,
+            max_attempts=max_attempts,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
         )
         self._clients.append(client)
         return client

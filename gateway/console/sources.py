@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from gateway.store.outbox import DeadLetterRow, Outbox
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
 
+FACETS_TTL_S = 60.0
 S = TypeVar("S")
 T = TypeVar("T")
 
@@ -108,6 +110,7 @@ class Sources:
         self.outbox = Guarded(outbox)
         self.devices = Guarded(devices)
         self.tz = tz
+        self._facets: tuple[float, Facets] | None = None
         self._closers = [cases.close, inbox.close, outbox.close]
         if devices is not None:
             self._closers.append(devices.close)
@@ -125,7 +128,12 @@ class Sources:
         return self.cases(lambda cases: cases.get_case(case_no))
 
     def facets(self) -> Facets:
-        return self.cases(lambda cases: cases.facets())
+        """The filters' choices, read again at most once a FACETS_TTL_S: they change
+        slowly, and reading them scans indexes of every case."""
+        now = monotonic()
+        if self._facets is None or now - self._facets[0] > FACETS_TTL_S:
+            self._facets = (now, self.cases(lambda cases: cases.facets()))
+        return self._facets[1]
 
     # ---- the fleet -------------------------------------------------------------------------
 

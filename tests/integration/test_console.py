@@ -275,7 +275,7 @@ def test_the_map_clusters_every_placed_report(stack: Stack, browser: WebDriver) 
     placed = login_session(stack.url, "viewer").get(f"{stack.url}/api/map").json()["points"]
     log_in(browser, stack.url, "viewer", PASSWORDS["viewer"])
     browser.get(f"{stack.url}/map")
-    wait_until(lambda: browser.execute_script("return !!window.cgtMap"), 10, "the map")
+    wait_until(lambda: browser.execute_script("return !!window.cgtMapReadyMs"), 10, "the map")
     assert browser.execute_script("return window.cgtCluster.getLayers().length") == len(placed)
     assert len(placed) >= 4
     # Reports at the same few places: drawn as clusters with their counts, not one by one.
