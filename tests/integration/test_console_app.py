@@ -23,6 +23,7 @@ from gateway.geo.gcj02 import to_gcj02
 from gateway.geo.grid import RegularGrid
 from gateway.geo.settings import GeoSettings
 from gateway.sinks.case_registry_sqlite import SqliteRegistry
+from gateway.sinks.case_search import CaseQuery
 from gateway.sinks.objects_local import LocalObjectStore
 from gateway.store.db import connect
 from gateway.store.inbox import MIGRATIONS as INBOX
@@ -119,3 +120,39 @@ def test_a_hundred_cases_page_by_fifty(client: Any) -> None:
     assert not {row["id"] for row in first} & {row["id"] for row in older}
     assert client.get(f"/api/reports?before={older[-1]['id']}").get_json()["rows"] == []
     assert len(client.get("/api/reports?limit=100000").get_json()["rows"]) == 100  # capped at 200
+
+
+def test_in_a_cluster_the_console_reads_the_shared_stores(
+    postgres_dsn: str, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every store the console reads, opened as a cluster instance opens them: cases,
+    devices and deliveries in PostgreSQL, objects in S3, accounts beside them."""
+    from gateway.config import load_config  # noqa: PLC0415
+    from gateway.console.accounts import open_accounts  # noqa: PLC0415
+    from gateway.console.sources import open_sources  # noqa: PLC0415
+    from gateway.store.postgres import upgrade  # noqa: PLC0415
+
+    upgrade(postgres_dsn)
+    s3.create_bucket("cgt-console")
+    monkeypatch.setenv("CGT_TEST_S3_SECRET", "testing")
+    config_file = tmp_path / "cluster.toml"
+    config_file.write_text(
+        f'objects = "s3://cgt-console"\n\n[cluster]\nurl = "{postgres_dsn}"\n\n'
+        + s3.gateway_settings("CGT_TEST_S3_SECRET")
+    )
+    config = load_config(config_file, {"data_dir": str(tmp_path / "data")})
+    accounts = open_accounts(config)
+    accounts.add("cluster.viewer", "viewer")
+    with open_sources(config) as sources:
+        report = placed(normalized(), district="崇川区", units=("一中队",))
+        registry: Any = sources.cases.store  # the cluster's case registry, in PostgreSQL
+        registry.register([report])
+        (row,) = sources.find_cases(CaseQuery(district="崇川区"))
+        assert row.report.report_id == report.report_id
+        assert sources.facets().units == ["一中队"]
+        assert sources.fleet() == []
+        assert set(sources.depths()) == {"media", "registry", "objects", "bus", "ack"}
+        assert sources.dead_letters() == []
+        assert sources.objects.read("reports/nothing/report.json") is None
+    assert [user.name for user in accounts.users()] == ["cluster.viewer"]
+    accounts.close()
