@@ -244,8 +244,9 @@ class Console:
                 self.start_session(user)
                 self.audit("login")
                 target = request.args.get("next", "")
-                # Only a path of this site: never an open redirect.
-                if not target.startswith("/") or target.startswith("//"):
+                # Only a path of this site: never an open redirect (browsers read "/\\"
+                # as "//", another site).
+                if not target.startswith("/") or target[1:2] in ("/", "\\"):
                     target = url_for("reports")
                 return redirect(target)
         return render_template("login.html", failed=failed), (401 if failed else 200)

@@ -156,3 +156,16 @@ def test_in_a_cluster_the_console_reads_the_shared_stores(
         assert sources.objects.read("reports/nothing/report.json") is None
     assert [user.name for user in accounts.users()] == ["cluster.viewer"]
     accounts.close()
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "/\\evil.example/x", "https://evil.example/"]
+)
+def test_a_login_never_redirects_to_another_site(client: Any, target: str) -> None:
+    fresh = client.application.test_client()
+    page = fresh.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    answer = fresh.post("/login", query_string={"next": target},
+                        data={"csrf_token": token, "name": "v", "password": PASSWORD})  # fmt: skip
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/reports"
