@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Self
 
 import botocore.exceptions
 
-from gateway.harness.gateway_process import wait_until
+from gateway.harness.gateway_process import end_process, wait_until
 from gateway.harness.mosquitto import free_port
 from tests.servers import s3_client, s3_gateway_settings
 
@@ -103,13 +103,8 @@ class SeaweedFS:
             self._client.close()
             self._client = None
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            end_process(process, 20)
 
     def __enter__(self) -> Self:
         return self.start()

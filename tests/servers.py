@@ -40,7 +40,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from gateway.harness.gateway_process import wait_until
+from gateway.harness.gateway_process import end_process, wait_until
 from gateway.harness.mosquitto import free_port
 
 if TYPE_CHECKING:
@@ -495,13 +495,8 @@ class S3Server:
         self._clients.clear()
         self._admin = None
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            end_process(process, 10)
         if self._root is not None and self._directory is None:
             shutil.rmtree(self._root, ignore_errors=True)
         self._root = None

@@ -58,6 +58,7 @@ from soak_stack import (
     simulator_command,
 )
 
+from gateway.harness.gateway_process import end_process
 from gateway.harness.mosquitto import Mosquitto
 
 PROGRESS_EVERY_S = 10.0
@@ -498,13 +499,7 @@ def _drain(
 
 def _end(process: subprocess.Popen[bytes]) -> None:
     """Stop the simulator if it still runs (the soak failed or was interrupted)."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    end_process(process, 20)
 
 
 def summary(result: SoakResult) -> str:

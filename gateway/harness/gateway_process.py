@@ -27,6 +27,18 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> No
     raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+def end_process(process: subprocess.Popen[Any], timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within `timeout_s`; nothing if it ended."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class GatewayProcess:
     """`gateway run` in a child process, logging JSON lines to `<data_dir>.log`."""

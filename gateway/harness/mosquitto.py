@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.harness.gateway_process import end_process
 from gateway.settings import default_config_dir
 
 
@@ -151,13 +152,8 @@ class Mosquitto:
         raise TimeoutError(f"mosquitto did not listen on {self.port}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            end_process(self.process, 10)
         self.process = None
 
     def __enter__(self) -> Mosquitto:
