@@ -74,6 +74,14 @@ class MapLayers:
     grid: RegularGrid | None = None  # the generated unit grid (where the city has none)
     grid_file: Path | None = None  # the city's own unit grid (GeoJSON), if it has one
 
+    def shown(self, lat: float, lon: float) -> tuple[float, float]:
+        """A WGS-84 position as the map draws it: moved to GCJ-02 if the tiles are in it."""
+        return to_gcj02(lat, lon) if self.gcj02 else (lat, lon)
+
+    def asked(self, lat: float, lon: float) -> tuple[float, float]:
+        """A position the map gives back (its bounds), in WGS-84 again."""
+        return to_wgs84(lat, lon) if self.gcj02 else (lat, lon)
+
 
 GRID_CELLS_MAX = 2_500  # cells drawn at once; further out, the map shows none
 
@@ -321,7 +329,7 @@ class Console:
             "report.html",
             row=_summary(row, self.language()),
             report=row.report,
-            position=_position(row.report, self.layers.gcj02),
+            position=_position(row.report, self.layers),
         )
 
     def derivative(self, case_no: str, media_id: str, name: str) -> Any:
@@ -360,7 +368,7 @@ class Console:
             return refusal
         points = []
         for row in self.sources.find_cases(_case_query(request.args, limit=MAP_MAX)):
-            position = _position(row.report, self.layers.gcj02)
+            position = _position(row.report, self.layers)
             if position is not None:
                 points.append([*position, row.case_no, row.report.class_.type,
                                row.report.class_.code])  # fmt: skip
@@ -370,7 +378,7 @@ class Console:
         if refusal := self.refused("reports"):
             return refusal
         if name == "districts":
-            return jsonify(_shifted(_geojson(self.layers.districts), self.layers.gcj02))
+            return jsonify(_shifted(_geojson(self.layers.districts), self.layers))
         if name == "segments":
             units = _segment_units(self.layers.segment_table)
             collection = _geojson(self.layers.segments)
@@ -382,10 +390,9 @@ class Console:
                 }
                 for feature in collection["features"]
             ]  # fmt: skip
-            return jsonify(_shifted({**collection, "features": features}, self.layers.gcj02))
+            return jsonify(_shifted({**collection, "features": features}, self.layers))
         if name == "grid":
-            return jsonify(_shifted(self.grid_cells(request.args.get("bbox", "")),
-                                    self.layers.gcj02))  # fmt: skip
+            return jsonify(_shifted(self.grid_cells(request.args.get("bbox", "")), self.layers))
         return abort(404)
 
     def grid_cells(self, bbox: str) -> dict[str, Any]:
@@ -395,14 +402,12 @@ class Console:
             south, west, north, east = (float(value) for value in bbox.split(","))
         except ValueError:
             return abort(400)
-        if self.layers.gcj02:  # the map asks in its own datum; the grid is WGS-84
-            south, west = to_wgs84(south, west)
-            north, east = to_wgs84(north, east)
+        south, west = self.layers.asked(south, west)  # the grid is WGS-84
+        north, east = self.layers.asked(north, east)
         features: list[dict[str, Any]] = []
         if self.layers.grid_file is not None:
-            for feature in _geojson(self.layers.grid_file)["features"]:
-                xs, ys = zip(*_points(feature["geometry"]["coordinates"]), strict=True)
-                if min(xs) <= east and max(xs) >= west and min(ys) <= north and max(ys) >= south:
+            for (low_lon, low_lat, high_lon, high_lat), feature in _bounded(self.layers.grid_file):
+                if low_lon <= east and high_lon >= west and low_lat <= north and high_lat >= south:
                     features.append(feature)
                     if len(features) > GRID_CELLS_MAX:
                         return {"type": "FeatureCollection", "features": [], "too_many": True}
@@ -433,9 +438,9 @@ class Console:
             device = asdict(view)
             device["status_local"] = local_time(view.status_at or view.last_seen_at,
                                                 self.sources.tz)  # fmt: skip
-            if view.last_fix is not None and self.layers.gcj02:
-                device["last_fix"] = [*to_gcj02(view.last_fix[0], view.last_fix[1]),
-                                      view.last_fix[2]]  # fmt: skip
+            if view.last_fix is not None:
+                lat, lon, at = view.last_fix
+                device["last_fix"] = [*self.layers.shown(lat, lon), at]
             devices.append(device)
         return jsonify(devices=devices)
 
@@ -446,9 +451,7 @@ class Console:
     def track_json(self, device_id: str) -> Any:
         if refusal := self.refused("fleet"):
             return refusal
-        points = self.sources.track(device_id)
-        if self.layers.gcj02:
-            points = [to_gcj02(lat, lon) for lat, lon in points]
+        points = [self.layers.shown(lat, lon) for lat, lon in self.sources.track(device_id)]
         return jsonify(points=points)
 
     def pipeline(self) -> Any:
@@ -552,11 +555,9 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)  # cached by zoneinfo
 
 
-def _position(report: NormalizedReport, gcj02: bool) -> tuple[float, float] | None:
+def _position(report: NormalizedReport, layers: MapLayers) -> tuple[float, float] | None:
     fix = report.location.wgs84
-    if fix is None:
-        return None
-    return to_gcj02(fix.lat, fix.lon) if gcj02 else (fix.lat, fix.lon)
+    return None if fix is None else layers.shown(fix.lat, fix.lon)
 
 
 def _case_or_404(sources: Sources, case_no: str) -> CaseRow:
@@ -592,15 +593,26 @@ def _points(coordinates: Any) -> list[tuple[float, float]]:
     return [point for part in coordinates for point in _points(part)]
 
 
-def _shifted(collection: dict[str, Any], gcj02: bool) -> dict[str, Any]:
+@functools.cache
+def _bounded(path: Path) -> list[tuple[tuple[float, float, float, float], dict[str, Any]]]:
+    """Each feature of a layer with its bounds (west, south, east, north), worked out once
+    rather than at every move of the map."""
+    bounded = []
+    for feature in _geojson(path)["features"]:
+        lons, lats = zip(*_points(feature["geometry"]["coordinates"]), strict=True)
+        bounded.append(((min(lons), min(lats), max(lons), max(lats)), feature))
+    return bounded
+
+
+def _shifted(collection: dict[str, Any], layers: MapLayers) -> dict[str, Any]:
     """The collection as the map draws it: GeoJSON's [lon, lat] moved to GCJ-02 if the
     base tiles are in it (a copy; the cached layer stays WGS-84)."""
-    if not gcj02:
+    if not layers.gcj02:
         return collection
 
     def move(coordinates: Any) -> Any:
         if isinstance(coordinates[0], int | float):
-            lat, lon = to_gcj02(coordinates[1], coordinates[0])
+            lat, lon = layers.shown(coordinates[1], coordinates[0])
             return [lon, lat]
         return [move(part) for part in coordinates]
 

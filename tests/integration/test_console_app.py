@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -169,3 +170,24 @@ def test_a_login_never_redirects_to_another_site(client: Any, target: str) -> No
                         data={"csrf_token": token, "name": "v", "password": PASSWORD})  # fmt: skip
     assert answer.status_code == 302
     assert answer.headers["Location"] == "/reports"
+
+
+def test_a_citys_own_grid_layer_is_given_cell_by_cell_within_the_box(
+    client: Any, tmp_path: Path
+) -> None:
+    def square(code: str, lon: float, lat: float) -> dict[str, Any]:
+        ring = [[lon, lat], [lon + 0.001, lat], [lon + 0.001, lat + 0.001], [lon, lat + 0.001],
+                [lon, lat]]  # fmt: skip
+        return {"type": "Feature", "properties": {"grid_code": code},
+                "geometry": {"type": "Polygon", "coordinates": [ring]}}  # fmt: skip
+
+    grid = tmp_path / "grid.geojson"
+    grid.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        square("320602001001001", 120.860, 32.015), square("320602001001002", 120.900, 32.015),
+    ]}))  # fmt: skip
+    console = client.application.view_functions["layer"].__self__
+    console.layers = replace(console.layers, grid_file=grid)
+    south, west = console.layers.shown(32.014, 120.859)  # the map's own datum
+    north, east = console.layers.shown(32.017, 120.862)
+    cells = client.get(f"/api/layers/grid?bbox={south},{west},{north},{east}").get_json()
+    assert [cell["properties"]["grid_code"] for cell in cells["features"]] == ["320602001001001"]
