@@ -17,8 +17,9 @@ gateway keeps taking reports meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import psycopg.errors
@@ -26,10 +27,13 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 from structlog.typing import FilteringBoundLogger
 
+from gateway.cases.workflow import CaseEvent, CaseLife, Command, Refusal, Timekeeper
 from gateway.errors import PermanentSinkError, RetryableSinkError, SinkError
 from gateway.normalize.case_no import case_number
 from gateway.normalize.model import NormalizedReport
 from gateway.protocols.payloads import Task
+from gateway.sinks import case_ledger
+from gateway.sinks.case_ledger import Applied, Overdue, local_day
 from gateway.sinks.case_search import (
     CASE_SELECT,
     FACET_QUERIES,
@@ -101,8 +105,11 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # What the console filters and pages on, beside each case (gateway/sinks/case_search.py).
     POSTGRES_MIGRATION,
+    # Each case's lifecycle after acceptance (gateway/sinks/case_ledger.py).
+    case_ledger.POSTGRES_MIGRATION,
 )
 Connection = psycopg.Connection[TupleRow]
+T = TypeVar("T")
 
 # Any fixed number: the advisory lock that serializes migrations across gateways.
 _MIGRATION_LOCK = 0x63677430  # "cgt0"
@@ -182,6 +189,12 @@ class PostgresRegistry:
         if applied:
             self.log.info("registry.migrated", versions=applied)
         self._migrated = True
+        filled = self._in_transaction(
+            "filling the cases' local days",
+            lambda execute: case_ledger.fill_received_days(execute, self.tz),
+        )
+        if filled:
+            self.log.info("registry.received_days_filled", cases=filled)
 
     def register(self, cases: Sequence[NormalizedReport]) -> list[str | TaskUnknown]:
         self._ensure_schema()
@@ -217,7 +230,7 @@ class PostgresRegistry:
                 "SELECT nextval('case_serial') FROM generate_series(1, %s)", (len(new),)
             )
         ]
-        columns: list[list[object]] = [[] for _ in range(15)]
+        columns: list[list[object]] = [[] for _ in range(16)]
         units: list[tuple[str, str]] = []
         for serial, case in zip(serials, new, strict=True):
             case_no = case_number(
@@ -226,16 +239,17 @@ class PostgresRegistry:
             report = case.with_case_no(case_no).to_json().decode()
             facts = CaseFacts.of(case)
             row = (case_no, case.report_id, case.class_.type, case.class_.code, _when(case),
-                   report, *facts.columns())  # fmt: skip
+                   local_day(case.received_at, self.tz), report, *facts.columns())  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
             units += [(unit, case_no) for unit in facts.units]
         inserted = {
             str(report_id): str(case_no)
             for report_id, case_no in conn.execute(
-                "INSERT INTO cases (case_no, report_id, kind, class_code, received_at, report,"  # noqa: S608 - constants
-                f" {FACT_COLUMNS}) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[],"
-                " %s::text[], %s::timestamptz[], %s::jsonb[], %s::text[], %s::text[],"
+                "INSERT INTO cases (case_no, report_id, kind, class_code, received_at,"  # noqa: S608 - constants
+                f" received_day, report, {FACT_COLUMNS}) SELECT * FROM unnest(%s::text[],"
+                " %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::jsonb[],"
+                " %s::text[], %s::text[],"
                 " %s::text[], %s::text[], %s::text[], %s::integer[], %s::integer[],"
                 " %s::double precision[], %s::double precision[])"
                 " ON CONFLICT (report_id) DO NOTHING RETURNING report_id, case_no",
@@ -309,6 +323,70 @@ class PostgresRegistry:
             name: [str(row[0]) for row in self._query(sql, (), "reading the filters' values")]
             for name, sql in FACET_QUERIES.items()
         })  # fmt: skip
+
+    # ---- the lifecycle (gateway/sinks/case_ledger.py) -------------------------------------
+
+    def _in_transaction(self, doing: str, work: Callable[[case_ledger.Execute], T]) -> T:
+        """`work` given one connection's statements, in one transaction."""
+        self._ensure_schema()
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+
+                def execute(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+                    cursor = conn.execute(pg_sql(sql).encode(), params)
+                    return cursor.fetchall() if cursor.description is not None else []
+
+                return work(execute)
+        except (psycopg.Error, PoolTimeout) as error:
+            raise sink_error(error, doing) from error
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """A read of the registry's tables (`?` placeholders) for statistics and reports."""
+        return self._in_transaction("reading the registry", lambda execute: execute(sql, params))
+
+    @staticmethod
+    def stamp(moment: datetime) -> object:
+        """An instant as this registry stores it (for `query`'s parameters)."""
+        return moment
+
+    def act(self, command: Command, clock: Timekeeper) -> Applied | Refusal:
+        return self._in_transaction(
+            f"{command.action.value} case {command.case_no}",
+            lambda execute: case_ledger.apply(
+                execute, command, clock, self.stamp, lock=" FOR UPDATE"
+            ),
+        )
+
+    def life(self, case_no: str) -> CaseLife | None:
+        found = self._in_transaction(
+            "reading a case's lifecycle", lambda execute: case_ledger.read_life(execute, case_no)
+        )
+        return None if found is None else found[1]
+
+    def history(self, case_no: str) -> list[CaseEvent]:
+        return self._in_transaction(
+            "reading a case's history", lambda execute: case_ledger.history(execute, case_no)
+        )
+
+    def overdue(self, now: datetime, limit: int) -> list[Overdue]:
+        return self._in_transaction(
+            "listing overdue cases",
+            lambda execute: case_ledger.overdue(execute, now, self.stamp, limit),
+        )
+
+    def unpublished_events(self, limit: int) -> list[tuple[int, CaseEvent]]:
+        return self._in_transaction(
+            "reading unpublished case events",
+            lambda execute: case_ledger.unpublished(execute, limit),
+        )
+
+    def mark_events_published(self, event_ids: Sequence[int]) -> None:
+        self._query(
+            "UPDATE case_events SET published_at = now() WHERE id = ANY(%s)",
+            (list(event_ids),),
+            "marking case events published",
+            fetch=False,
+        )
 
     # ---- tasks ---------------------------------------------------------------------------
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from structlog.typing import FilteringBoundLogger
 
 from gateway import logs
+from gateway.cases.workflow import CaseEvent, CaseLife, Command, Refusal, Timekeeper
 from gateway.normalize.case_no import case_number
 from gateway.normalize.model import NormalizedReport
 from gateway.protocols.payloads import Task
+from gateway.sinks import case_ledger
+from gateway.sinks.case_ledger import Applied, Overdue, local_day
 from gateway.sinks.case_search import (
     CASE_SELECT,
     FACET_QUERIES,
@@ -83,6 +87,8 @@ MIGRATIONS = (
     """,
     # What the console filters and pages on, beside each case (gateway/sinks/case_search.py).
     SQLITE_MIGRATION,
+    # Each case's lifecycle after acceptance (gateway/sinks/case_ledger.py).
+    case_ledger.SQLITE_MIGRATION,
 )
 
 
@@ -91,6 +97,8 @@ class SqliteRegistry:
         self.conn = connect(path, MIGRATIONS)
         self.tz = tz
         self.log = log or logs.get("registry")
+        with transaction(self.conn):
+            case_ledger.fill_received_days(self._execute, tz)
 
     def register(self, cases: Sequence[NormalizedReport]) -> list[str | TaskUnknown]:
         with transaction(self.conn):
@@ -132,12 +140,12 @@ class SqliteRegistry:
             facts = CaseFacts.of(case)
             rows.append(
                 (case_no, case.report_id, case.class_.type, case.class_.code, _when(case),
-                 report, *facts.columns())
+                 local_day(case.received_at, self.tz), report, *facts.columns())
             )  # fmt: skip
             units += [(unit, case_no) for unit in facts.units]
         self.conn.executemany(
-            "INSERT INTO cases (case_no, report_id, kind, class_code, received_at, report,"  # noqa: S608 - constants
-            f" {FACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO cases (case_no, report_id, kind, class_code, received_at, received_day,"  # noqa: S608 - constants
+            f" report, {FACT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         self.conn.executemany(UNITS_INSERT, units)
@@ -191,6 +199,44 @@ class SqliteRegistry:
             name: [row[0] for row in self.conn.execute(sql)]
             for name, sql in FACET_QUERIES.items()
         })  # fmt: skip
+
+    # ---- the lifecycle (gateway/sinks/case_ledger.py) -------------------------------------
+
+    def _execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        """A read of the registry's tables (`?` placeholders) for statistics and reports."""
+        return self._execute(sql, params)
+
+    @staticmethod
+    def stamp(moment: datetime) -> object:
+        """An instant as this registry stores it (for `query`'s parameters)."""
+        return utc_text(moment)
+
+    def act(self, command: Command, clock: Timekeeper) -> Applied | Refusal:
+        with transaction(self.conn):
+            return case_ledger.apply(self._execute, command, clock, utc_text)
+
+    def life(self, case_no: str) -> CaseLife | None:
+        found = case_ledger.read_life(self._execute, case_no)
+        return None if found is None else found[1]
+
+    def history(self, case_no: str) -> list[CaseEvent]:
+        return case_ledger.history(self._execute, case_no)
+
+    def overdue(self, now: datetime, limit: int) -> list[Overdue]:
+        return case_ledger.overdue(self._execute, now, utc_text, limit)
+
+    def unpublished_events(self, limit: int) -> list[tuple[int, CaseEvent]]:
+        return case_ledger.unpublished(self._execute, limit)
+
+    def mark_events_published(self, event_ids: Sequence[int]) -> None:
+        with transaction(self.conn):
+            self.conn.executemany(
+                f"UPDATE case_events SET published_at = {_NOW} WHERE id = ?",  # noqa: S608 - a constant
+                [(event_id,) for event_id in event_ids],
+            )
 
     # ---- tasks ---------------------------------------------------------------------------
 

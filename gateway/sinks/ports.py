@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from gateway.cases.workflow import CaseEvent, CaseLife, Command, Refusal, Timekeeper
 from gateway.normalize.model import NormalizedReport
 from gateway.protocols.payloads import Task
+from gateway.sinks.case_ledger import Applied, Overdue
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +76,36 @@ class TaskBook(Protocol):
     def close(self) -> None: ...
 
 
-class CaseRegistry(Registry, TaskBook, Protocol):
-    """What both registries are (SQLite and PostgreSQL): the pipeline's `Registry` and the
-    tasks' `TaskBook`."""
+class CaseBook(Protocol):
+    """Each case's lifecycle after acceptance (`gateway/sinks/case_ledger.py`)."""
+
+    def act(self, command: Command, clock: Timekeeper) -> Applied | Refusal:
+        """Apply one step to a case under its lock, recording the event; a refusal changes
+        nothing. A command sent again (same `command_id`) gets its first event back."""
+        ...
+
+    def life(self, case_no: str) -> CaseLife | None: ...
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        """A read of the registry's tables (`?` placeholders: the SQL both engines share)."""
+        ...
+
+    def stamp(self, moment: datetime) -> object:
+        """An instant as the registry stores it, for `query`'s parameters."""
+        ...
+
+    def history(self, case_no: str) -> list[CaseEvent]: ...
+
+    def overdue(self, now: datetime, limit: int) -> list[Overdue]: ...
+
+    def unpublished_events(self, limit: int) -> list[tuple[int, CaseEvent]]: ...
+
+    def mark_events_published(self, event_ids: Sequence[int]) -> None: ...
+
+
+class CaseRegistry(Registry, TaskBook, CaseBook, Protocol):
+    """What both registries are (SQLite and PostgreSQL): the pipeline's `Registry`, the
+    tasks' `TaskBook` and the lifecycle's `CaseBook`."""
 
 
 class ObjectStore(Protocol):

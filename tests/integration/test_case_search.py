@@ -95,7 +95,7 @@ def test_a_case_reads_back_with_its_number_and_the_filters_know_their_values(
 
 def test_cases_registered_before_the_migration_get_their_facts(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
-    before = case_registry_sqlite.MIGRATIONS[:-1]
+    before = case_registry_sqlite.MIGRATIONS[:-2]  # before the facts (and the lifecycle)
     conn = sqlite3.connect(path, isolation_level=None)
     migrate(conn, before)
     report = REPORTS[0].with_case_no("E0102202611280000001")
@@ -107,8 +107,11 @@ def test_cases_registered_before_the_migration_get_their_facts(tmp_path: Path) -
     )  # fmt: skip
     conn.close()
 
-    registry = SqliteRegistry(path, TZ)  # applies the last migration
+    registry = SqliteRegistry(path, TZ)  # applies the last migrations
     assert numbers(registry, district="黄浦区", unit="南京东路街道") == ids(0)
+    assert registry.life(report.case_no).state == "reported"
+    (day,) = registry.conn.execute("SELECT received_day FROM cases").fetchone()
+    assert day == "2026-11-28"
     registry.close()
 
 
@@ -122,7 +125,7 @@ def test_postgres_cases_registered_before_the_migration_get_their_facts(
             "CREATE TABLE schema_migrations ("
             " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        for version, script in enumerate(case_registry_postgres.MIGRATIONS[:-1], start=1):
+        for version, script in enumerate(case_registry_postgres.MIGRATIONS[:-2], start=1):
             for statement in script.split(";"):
                 if statement.strip():
                     conn.execute(statement.encode())
@@ -136,4 +139,6 @@ def test_postgres_cases_registered_before_the_migration_get_their_facts(
 
     registry = PostgresRegistry(postgres_dsn, PostgresSettings(pool_max=2), TZ, logs.get("t"))
     assert numbers(registry, district="静安区", unit="环卫一所", inspector_id="INS-0007") == ids(1)
+    assert registry.life(report.case_no).state == "reported"
+    assert registry._query("SELECT received_day FROM cases", (), "t") == [("2026-11-28",)]
     registry.close()

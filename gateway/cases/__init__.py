@@ -1,0 +1,1 @@
+"""The case after acceptance: its lifecycle, deadlines, evaluation and the monthly bulletin."""
