@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 
+from gateway.cases.settings import CasesSettings
 from gateway.console.settings import ConsoleSettings
 from gateway.errors import ConfigError
 from gateway.geo.settings import GeoSettings
@@ -64,6 +65,7 @@ class GatewayConfig(Section):
     geo: GeoSettings = GeoSettings()
     codes: CodesSettings = CodesSettings()
     acceptance: AcceptanceSettings = AcceptanceSettings()
+    cases: CasesSettings = CasesSettings()
     metrics: MetricsSettings = MetricsSettings()
     console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()

@@ -23,6 +23,9 @@ class NaturalHours:
     def deadline(self, start: datetime, limit: str) -> datetime:
         return start + timedelta(hours=float(limit.split(maxsplit=1)[0]))
 
+    def verify_deadline(self, handled_at: datetime) -> datetime:
+        return handled_at + timedelta(hours=4)
+
     def shifted(
         self, deadline: datetime, paused: datetime, resumed: datetime, limit: str
     ) -> datetime:

@@ -36,7 +36,9 @@ def parse_work_hours(spans: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
         if end <= start:
             raise ValueError(f"{span!r} ends before it starts (a span cannot cross midnight)")
         if minutes and start < minutes[-1][1]:
-            raise ValueError(f"{span!r} starts before the span ahead of it ends: list them in order")
+            raise ValueError(
+                f"{span!r} starts before the span ahead of it ends: list them in order"
+            )
         minutes.append((start, end))
     return tuple(minutes)
 
@@ -56,7 +58,10 @@ class ScoreSettings(Section):
     def _adds_up(self) -> ScoreSettings:
         total = self.filed + self.closing_rate + self.on_time_handling_rate + self.no_rework
         if abs(total - 1.0) > 1e-9:
-            raise ValueError(f"the score's weights must add up to 1, not {total:g}")
+            raise ValueError(
+                "the score's weights (filed, closing_rate, on_time_handling_rate, no_rework)"
+                f" must add up to 1, not {total:g}"
+            )
         if list(self.grades) != sorted(self.grades, reverse=True):
             raise ValueError("grades: the lowest scores of A, B, C, D, from high to low")
         return self
@@ -70,6 +75,9 @@ class CasesSettings(Section):
     work_hours: tuple[str, ...] = ("08:00-12:00", "14:00-18:00")
     # A case's light turns yellow at this fraction of its time limit, red past it.
     yellow_at: Fraction = 0.8
+    # How long an inspector has for the on-site check (核查) once the units report a case
+    # handled: its verification task's deadline.
+    verify_limit: str = "4 working hours"
     score: ScoreSettings = ScoreSettings()
 
     @field_validator("work_hours")

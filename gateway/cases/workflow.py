@@ -157,6 +157,9 @@ class Timekeeper(Protocol):
     ) -> datetime:
         """The deadline pushed on by the time paused, counted on the limit's own clock."""
 
+    def verify_deadline(self, handled_at: datetime) -> datetime:
+        """When the on-site check (核查) of a case handled at `handled_at` falls due."""
+
 
 @dataclass(frozen=True, slots=True)
 class CaseLife:
@@ -347,13 +350,20 @@ def _effect(  # noqa: PLR0912 - one branch an action, side by side
                 life, paused_at=at, resume_to=life.state, suspensions=life.suspensions + 1
             )
         case Action.RESUME:
-            resumed = life.deadline_at
-            if resumed is not None and life.paused_at is not None and life.time_limit:
-                resumed = clock.shifted(resumed, life.paused_at, at, life.time_limit)
+            # The handling period's start and end both move on by the time paused, so the
+            # light measures only the time the units had.
+            started, ends = life.started_at, life.deadline_at
+            if life.paused_at is not None and life.time_limit:
+                paused, limit = life.paused_at, life.time_limit
+                if started is not None:
+                    started = clock.shifted(started, paused, at, limit)
+                if ends is not None:
+                    ends = clock.shifted(ends, paused, at, limit)
             return replace(
                 life,
                 state=life.resume_to or State.FILED,
-                deadline_at=resumed,
+                started_at=started,
+                deadline_at=ends,
                 paused_at=None,
                 resume_to=None,
             )

@@ -19,6 +19,7 @@ are given as the registry stores them (`stamp`: SQLite text in UTC, PostgreSQL
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
@@ -45,6 +46,8 @@ LIFE_FIELDS: Final = tuple(f.name for f in fields(CaseLife))[3:]
 LIFE_COLUMNS: Final = ", ".join(LIFE_FIELDS)
 _INSTANTS: Final = frozenset(name for name in LIFE_FIELDS if name.endswith("_at"))
 _FLAGS: Final = frozenset({"handled_on_time", "closed_on_time", "self_handled"})
+# The namespace of verification tasks' ids (uuid5 of case number and event seq).
+_TASKS: Final = uuid.UUID("6f1c8a52-93f4-4e0b-9d8e-4c2b7a1e5d30")
 _TEXTS: Final = frozenset({"condition", "time_limit", "resume_to"})
 
 
@@ -248,7 +251,31 @@ def apply(
     lead = nxt.units[0] if nxt.units else None
     execute(_LIFE_UPDATE, [*life_params(nxt, stamp), lead, case_id])
     execute(_EVENT_INSERT, [case_id, *event_params(event, stamp)])
+    if event.action is Action.FEEDBACK:
+        _ask_for_verification(execute, event, clock.verify_deadline(event.at), stamp)
     return Applied(event, nxt)
+
+
+def verification_task_id(case_no: str, seq: int) -> str:
+    """The verification task of a feedback: the same id however often it is applied."""
+    return str(uuid.uuid5(_TASKS, f"{case_no}/{seq}"))
+
+
+def _ask_for_verification(
+    execute: Execute, event: CaseEvent, deadline: datetime, stamp: Stamp
+) -> None:
+    """A handled case goes back to the inspector who reported it, for the on-site check
+    (核查): a verification task to that terminal, in the same transaction as the feedback,
+    which the gateway's task dispatcher publishes."""
+    units = "、".join(event.units)
+    note = f"核查: {units} 处置反馈" + (f": {event.note}" if event.note else "")
+    execute(
+        "INSERT INTO tasks (task_id, case_no, device_id, kind, lat, lon, deadline, note)"
+        " SELECT ?, case_no, device_id, 'verify', lat, lon, ?, ? FROM cases"
+        " WHERE case_no = ? AND device_id IS NOT NULL",
+        (verification_task_id(event.case_no, event.seq), stamp(deadline), note[:500],
+         event.case_no),
+    )  # fmt: skip
 
 
 def event_params(event: CaseEvent, stamp: Stamp) -> list[Any]:

@@ -145,3 +145,23 @@ def test_events_wait_for_publication_until_marked(registry: Any) -> None:
     life = registry.life(case_no)
     assert life.self_handled
     assert life.closed_on_time
+
+
+def test_feedback_sends_the_case_back_to_its_inspector_for_verification(registry: Any) -> None:
+    case_no = a_case(registry)
+    for action, hours, units in [
+        ("accept", 0, ()),
+        ("file", 0, ()),
+        ("dispatch", 1, ("环卫处",)),
+        ("feedback", 5, ("环卫处",)),
+    ]:
+        assert isinstance(step(registry, case_no, action, hours, units=units), Applied)
+    again = step(registry, case_no, "feedback", 6, units=("环卫处",))
+    assert isinstance(again, Refusal)  # handled already: no second task either
+    (task,) = registry.tasks(case_no=case_no)
+    report = registry.get_case(case_no).report
+    assert task.device_id == report.reporter.device_id
+    assert task.task.kind == "verify"
+    assert task.task.deadline == T0 + timedelta(hours=5 + 4)  # NaturalHours: 4 h to verify
+    assert task.task.note.startswith("核查: 环卫处")
+    assert task.sent_at is None  # the gateway's task dispatcher publishes it
