@@ -18,6 +18,7 @@ import yaml
 from gateway.errors import REASON_TEXT, Reason
 from gateway.normalize.model import SCHEMA_ID
 from gateway.normalize.schema import schema as normalized_schema
+from gateway.protocols import casework
 from gateway.protocols.payloads import (
     Ack,
     ErrorNotice,
@@ -196,6 +197,31 @@ def build() -> dict[str, Any]:
             f"(`$id` {SCHEMA_ID}), its `$defs` under components.schemas.",
         ),
     }
+    messages |= {
+        "caseCommand": message(
+            "caseCommand",
+            "Casework command",
+            schema(casework.CaseCommand),
+            "A casework backend asks one step of a case's lifecycle. Answered once on the "
+            "sender's answers topic; applied once per command_id (sent again: `repeated`).",
+            "The gateway commits the outcome to the case registry before its PUBACK, so an "
+            "acknowledged command is never lost; the gateway's clock dates the step.",
+        ),
+        "caseAnswer": message(
+            "caseAnswer",
+            "Answer to a casework command",
+            schema(casework.CaseAnswer),
+            "`applied`, `repeated` or `refused` (with a code of x-casework-reason-codes). Not "
+            "stored: a backend that missed it sends the command again with the same command_id.",
+        ),
+        "caseEvent": message(
+            "caseEvent",
+            "Case lifecycle event",
+            schema(casework.CaseEventMessage),
+            "Every transition of every case, whatever channel made it (MQTT, CLI, console), "
+            "with the state after it. At least once: deduplicate and order by (case_no, seq).",
+        ),
+    }
     uplink = {"report": "report", "status": "status", "track": "track"}
     channels: dict[str, Any] = {
         name: {
@@ -222,6 +248,32 @@ def build() -> dict[str, Any]:
         },
         "messages": {"normalized": {"$ref": "#/components/messages/normalized"}},
     }
+    account = {
+        "account": {
+            "description": "the casework account's username, casework.<1-32 of a-z 0-9 _ ->; "
+            "the broker lets each account write only its own commands and read only its own "
+            "answers"
+        }
+    }
+    channels |= {
+        "caseCommands": {
+            "address": "cgt/v1/cases/commands/{account}",
+            "parameters": account,
+            "messages": {"caseCommand": {"$ref": "#/components/messages/caseCommand"}},
+        },
+        "caseAnswers": {
+            "address": "cgt/v1/cases/answers/{account}",
+            "parameters": account,
+            "messages": {"caseAnswer": {"$ref": "#/components/messages/caseAnswer"}},
+        },
+        "caseEvents": {
+            "address": "cgt/v1/cases/events/{case_no}",
+            "parameters": {
+                "case_no": {"description": "the case's number, e.g. E010220261128000042"}
+            },
+            "messages": {"caseEvent": {"$ref": "#/components/messages/caseEvent"}},
+        },
+    }
     operations = {
         f"receive_{name}": {
             "action": "receive",
@@ -239,14 +291,32 @@ def build() -> dict[str, Any]:
         }
         for name in ["ack", "task", "config", "error", "normalized"]
     }
+    operations |= {
+        "receive_caseCommands": {
+            "action": "receive",
+            "channel": {"$ref": "#/channels/caseCommands"},
+            "summary": "Casework backend → gateway, QoS 1.",
+        },
+        "send_caseAnswers": {
+            "action": "send",
+            "channel": {"$ref": "#/channels/caseAnswers"},
+            "summary": "Gateway → the commanding backend, QoS 1.",
+        },
+        "send_caseEvents": {
+            "action": "send",
+            "channel": {"$ref": "#/channels/caseEvents"},
+            "summary": "Gateway → casework backends, QoS 1.",
+        },
+    }
     return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "cgt-gateway terminal and backend API",
             "version": "1.0.0",
             "description": (
-                "The wire contract (wire-v1) between 城管通 terminals and cgt-gateway, and the "
-                "normalized stream for backends. Every message is MQTT QoS 1; JSON is UTF-8; "
+                "The wire contract (wire-v1) between 城管通 terminals and cgt-gateway, the "
+                "normalized stream for backends, and the casework topics on which backends "
+                "drive the case lifecycle. Every message is MQTT QoS 1; JSON is UTF-8; "
                 "times are RFC 3339 with an offset. Generated from the gateway's models by "
                 "tools/asyncapi.py."
             ),
@@ -269,6 +339,17 @@ def build() -> dict[str, Any]:
         "operations": operations,
         "components": {"schemas": dict(sorted(schemas.schemas.items())), "messages": messages},
         "x-reason-codes": {reason.value: REASON_TEXT[reason] for reason in Reason},
+        # What a casework answer's `reason.code` may be: the wire's shape, the case's rules.
+        "x-casework-reason-codes": casework.reason_text(),
+        # A casework account's grants on the broker (`gateway devices casework add NAME`).
+        "x-casework-acl": {
+            "write": ["cgt/v1/cases/commands/{account}"],
+            "read": [
+                "cgt/v1/cases/answers/{account}",
+                casework.EVENTS_SUBSCRIPTION,
+                "cgt/v1/normalized/#",
+            ],
+        },
         "x-limits": {name: getattr(limits, name) for name in limits.__dataclass_fields__},
         # Each device's budgets (defaults; `[limits]` in the gateway's config): over one,
         # a message gets its `limit.*` code, and the terminal keeps it for later.

@@ -1,4 +1,5 @@
-"""`gateway devices add|list|suspend|resume|revoke|rotate` and `gateway broker-config`.
+"""`gateway devices add|list|suspend|resume|revoke|rotate`, `gateway devices casework
+add|list|rotate|remove` (the accounts of casework backends) and `gateway broker-config`.
 
 The registry lives in the data directory (`DATA_DIR/devices.db`). Every change rewrites
 the broker's password file and ACL where `broker-config` put them and makes a running
@@ -17,7 +18,13 @@ import click
 from gateway.cli.options import config_option, data_dir_option, fail, load_or_exit
 from gateway.devices.broker_files import Applied, apply
 from gateway.devices.broker_setup import TlsRequest, configure_broker
-from gateway.devices.device_registry import FILE_NAME, Device, DeviceRegistry, RegistryError
+from gateway.devices.device_registry import (
+    FILE_NAME,
+    CaseworkAccount,
+    Device,
+    DeviceRegistry,
+    RegistryError,
+)
 from gateway.devices.passwords import hash_password, new_password
 from gateway.devices.pki import CLIENT_DAYS, PkiError
 from gateway.devices.tls_files import write_device_cert
@@ -196,6 +203,111 @@ def devices_cert(
     for path in written:
         _say(f"wrote {path}")
     _say("suspending or revoking the device shuts this certificate out too (CRL and ACL)")
+
+
+@devices.group("casework")
+def casework() -> None:
+    """Broker accounts of casework backends (acceptance desk, dispatch, the units' systems):
+    each writes commands on cgt/v1/cases/commands/<its username> and reads its answers,
+    the case events and the normalized reports (docs/asyncapi.yaml)."""
+
+
+@casework.command("add")
+@click.argument("name")
+@click.option("--description", default="", help="Whose system it is, e.g. 受理台.")
+@config_option
+@data_dir_option
+def casework_add(
+    name: str, description: str, config_file: Path | None, data_dir: Path | None
+) -> None:
+    """Make an account `casework.NAME`; print its password (once: it is not stored)."""
+    registry = _registry(config_file, data_dir, create=True)
+    password = new_password()
+    try:
+        account = registry.add_casework(name, hash_password(password), description)
+        applied = apply(registry)
+    except (RegistryError, PkiError) as error:
+        fail(str(error), 2)
+    finally:
+        registry.close()
+    _say(f"casework account {account.username} added")
+    _say(f"broker login: username {account.username}, the password below (shown this once)")
+    _report(applied)
+    click.echo(password)
+
+
+@casework.command("rotate")
+@click.argument("name")
+@config_option
+@data_dir_option
+def casework_rotate(name: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Give a casework account a new password (printed once); the old one stops working."""
+    registry = _registry(config_file, data_dir, create=False)
+    password = new_password()
+    try:
+        account = registry.set_casework_credential(name, hash_password(password))
+        applied = apply(registry)
+    except (RegistryError, PkiError) as error:
+        fail(str(error), 2)
+    finally:
+        registry.close()
+    _say(f"casework account {account.username}: new password below (shown this once)")
+    _report(applied)
+    click.echo(password)
+
+
+@casework.command("remove")
+@click.argument("name")
+@config_option
+@data_dir_option
+def casework_remove(name: str, config_file: Path | None, data_dir: Path | None) -> None:
+    """Shut a casework account out for good (its name is not used again)."""
+    registry = _registry(config_file, data_dir, create=False)
+    try:
+        account = registry.remove_casework(name)
+        applied = apply(registry)
+    except (RegistryError, PkiError) as error:
+        fail(str(error), 2)
+    finally:
+        registry.close()
+    click.echo(f"casework account {account.username} is removed")
+    _report(applied)
+
+
+@casework.command("list")
+@config_option
+@data_dir_option
+@click.option("--json", "json_lines", is_flag=True, help="JSON lines instead of a table.")
+@click.option("--removed", is_flag=True, help="Removed accounts too.")
+def casework_list(
+    config_file: Path | None, data_dir: Path | None, json_lines: bool, removed: bool
+) -> None:
+    """The casework accounts, with their topics' account name."""
+    registry = _registry(config_file, data_dir, create=False)
+    try:
+        rows = registry.casework_accounts(removed=removed)
+    finally:
+        registry.close()
+    if json_lines:
+        for account in rows:
+            click.echo(json.dumps(_casework_json(account), ensure_ascii=False))
+        return
+    click.echo(f"{'username':<32} {'created':<26} {'removed':<26} description")
+    for account in rows:
+        click.echo(
+            f"{account.username:<32} {account.created_at:<26} {account.removed_at or '-':<26}"
+            f" {account.description}"
+        )
+
+
+def _casework_json(account: CaseworkAccount) -> dict[str, str | None]:
+    return {
+        "username": account.username,
+        "description": account.description,
+        "created_at": account.created_at,
+        "updated_at": account.updated_at,
+        "removed_at": account.removed_at,
+    }
 
 
 @click.command(

@@ -6,6 +6,11 @@ A terminal logs in with its device id as username, so the patterns confine it to
 subtree: it writes only its uplinks and reads only its downlinks. Everything not granted
 is refused (publishes are dropped with "not authorized", subscriptions refused).
 
+Casework backends (`casework.<name>`, several) drive the case lifecycle: each writes only
+its own commands topic and reads only its own answers, every case event and the
+normalized reports. Their grants are `topic` lines in their own `user` sections, never
+`pattern`s: a pattern would apply to terminals too.
+
 A suspended or revoked terminal loses its password line, which keeps it out of password
 listeners; one that logs in by certificate (`use_identity_as_username`) never checks the
 password file, so its `user` section denies it everything (`topic deny #` outranks the
@@ -17,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gateway.devices.device_registry import Account, Device
+from gateway.protocols import casework
 
 UPLINKS = ("report", "media/+/+", "status", "track")
 DOWNLINKS = ("ack", "task", "config", "error")
@@ -44,7 +50,21 @@ def render_acl(accounts: Iterable[Account], devices: Iterable[Device] = ()) -> s
             grants = [f"topic read cgt/v1/+/{uplink}" for uplink in UPLINKS]
             grants += [f"topic write cgt/v1/+/{downlink}" for downlink in DOWNLINKS]
             grants.append(f"topic write {NORMALIZED}")
-            comment = "# the gateway: every uplink in; downlinks and the normalized tree out"
+            grants.append(f"topic read {casework.COMMANDS_SUBSCRIPTION}")
+            grants.append(f"topic write {casework.answers_topic('+')}")
+            grants.append(f"topic write {casework.EVENTS_SUBSCRIPTION}")
+            comment = (
+                "# the gateway: every uplink and casework command in; downlinks, answers,"
+                " case events and the normalized tree out"
+            )
+        elif account.role == "casework":
+            grants = [
+                f"topic write {casework.commands_topic(account.username)}",
+                f"topic read {casework.answers_topic(account.username)}",
+                f"topic read {casework.EVENTS_SUBSCRIPTION}",
+                f"topic read {NORMALIZED}",
+            ]
+            comment = "# a casework backend: its own commands out, its answers and the cases in"
         else:
             grants = [f"topic read {NORMALIZED}"]
             comment = "# a backend: the normalized reports, nothing else"

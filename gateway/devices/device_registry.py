@@ -5,6 +5,10 @@
               created, updated and last-seen times. Rows are never deleted: a revoked id
               stays revoked, so it cannot be handed to another terminal by mistake.
     accounts  the broker accounts of the gateway itself and of a backend (hashes only)
+    casework_accounts  the broker accounts of casework backends (the acceptance desk,
+              dispatch, the units' systems), several, each its own username
+              `casework.<name>`; removed ones keep their row, so a name in a case's
+              history (`via mqtt:casework.<name>`) is never handed to another system
     broker    where `gateway broker-config` wrote the broker's files, for the devices
               commands to rewrite them
     certificates  client certificates issued to terminals (`gateway devices cert`), so
@@ -22,16 +26,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from gateway.protocols import casework
 from gateway.protocols.payloads import DEVICE_ID_PATTERN
 from gateway.protocols.terminal import RESERVED_DEVICE_IDS
 from gateway.store.db import Database, connect, is_shared, transaction
 
 Status = Literal["active", "suspended", "revoked"]
 Role = Literal["gateway", "backend"]
+AccountRole = Literal["gateway", "backend", "casework"]
 
 FILE_NAME = "devices.db"
 # Account names hold a dot, which no device id may: an account can never be a device.
 ACCOUNT_USERNAMES: dict[Role, str] = {"gateway": "cgt.gateway", "backend": "cgt.backend"}
+
+# Casework backends' accounts (gateway/protocols/casework.py): one row per account ever made.
+_CASEWORK_ACCOUNTS = """
+    CREATE TABLE casework_accounts (
+        username        TEXT PRIMARY KEY CHECK (username LIKE 'casework.%'),
+        description     TEXT NOT NULL DEFAULT '',
+        credential_hash TEXT NOT NULL,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        removed_at      TEXT
+    )
+    """
 
 MIGRATIONS = (
     """
@@ -67,6 +85,7 @@ MIGRATIONS = (
     );
     CREATE INDEX certificates_device ON certificates(device_id)
     """,
+    _CASEWORK_ACCOUNTS,
 )
 
 # The same tables in a cluster's PostgreSQL (schema `cgt`, gateway/store/postgres.py).
@@ -82,6 +101,7 @@ POSTGRES_MIGRATIONS = (
     );
     CREATE INDEX certificates_device ON certificates (device_id)
     """,
+    _CASEWORK_ACCOUNTS,
 )
 
 # What each command may do to a device in each status.
@@ -90,6 +110,20 @@ _MOVES: dict[str, dict[Status, Status]] = {
     "resume": {"suspended": "active", "active": "active"},
     "revoke": {"active": "revoked", "suspended": "revoked", "revoked": "revoked"},
 }
+
+
+@dataclass(frozen=True, slots=True)
+class CaseworkAccount:
+    username: str
+    description: str
+    credential_hash: str
+    created_at: str
+    updated_at: str
+    removed_at: str | None
+
+    def __repr__(self) -> str:  # never the hash in a log or a traceback
+        state = f"removed {self.removed_at}" if self.removed_at else "active"
+        return f"CaseworkAccount({self.username!r}, {state})"
 
 
 class RegistryError(Exception):
@@ -113,7 +147,7 @@ class Device:
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    role: Role
+    role: AccountRole
     username: str
     credential_hash: str
 
@@ -128,8 +162,22 @@ def now() -> str:
 def check_device_id(device_id: str) -> None:
     if not re.fullmatch(DEVICE_ID_PATTERN, device_id):
         raise RegistryError(f"{device_id!r} is not a device id: 1-64 of A-Z a-z 0-9 _ -")
-    if device_id in RESERVED_DEVICE_IDS:
+    # `cases` would not reach the casework topics (a terminal's ACL names only its own
+    # uplinks and downlinks under cgt/v1/cases/), but its subtree would be the casework
+    # tree's: refused, so no reader of cgt/v1/cases/# ever sees a terminal there.
+    if device_id in RESERVED_DEVICE_IDS or device_id == casework.TREE:
         raise RegistryError(f"{device_id!r} is reserved (cgt/v1/{device_id}/ is another tree)")
+
+
+def casework_username(name: str) -> str:
+    """`desk` or `casework.desk` → `casework.desk`, checked against the topic grammar."""
+    username = name if name.startswith(casework.ACCOUNT_PREFIX) else casework.ACCOUNT_PREFIX + name
+    if not casework.is_account(username):
+        raise RegistryError(
+            f"{name!r} is not a casework account name: 1-32 of a-z 0-9 _ -, starting with a"
+            " letter or digit"
+        )
+    return username
 
 
 class DeviceRegistry:
@@ -268,10 +316,15 @@ class DeviceRegistry:
     # ---- broker accounts and files ------------------------------------------------------
 
     def accounts(self) -> list[Account]:
+        """The gateway's and the backend's accounts, then every casework account not removed."""
         rows = self.conn.execute(
             "SELECT role, username, credential_hash FROM accounts ORDER BY role DESC"
         ).fetchall()
-        return [Account(*row) for row in rows]
+        casework = [
+            Account("casework", account.username, account.credential_hash)
+            for account in self.casework_accounts()
+        ]
+        return [Account(*row) for row in rows] + casework
 
     def set_account(self, role: Role, credential_hash: str) -> Account:
         with transaction(self.conn):
@@ -282,6 +335,64 @@ class DeviceRegistry:
                 (role, ACCOUNT_USERNAMES[role], credential_hash, now()),
             )
         return Account(role, ACCOUNT_USERNAMES[role], credential_hash)
+
+    # ---- casework backends' accounts ----------------------------------------------------
+
+    def add_casework(self, name: str, credential_hash: str, description: str = "") -> Account:
+        username = casework_username(name)
+        stamp = now()
+        with transaction(self.conn):
+            added = self.conn.execute(
+                "INSERT INTO casework_accounts (username, description, credential_hash,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING",
+                (username, description, credential_hash, stamp, stamp),
+            ).rowcount
+        if not added:
+            removed = self._casework(username).removed_at
+            state = f"removed {removed}: names are not reused" if removed else "exists"
+            raise RegistryError(f"casework account {username} already {state}")
+        return Account("casework", username, credential_hash)
+
+    def casework_accounts(self, *, removed: bool = False) -> list[CaseworkAccount]:
+        where = "" if removed else " WHERE removed_at IS NULL"
+        rows = self.conn.execute(
+            f"SELECT {_CASEWORK_COLUMNS} FROM casework_accounts{where} ORDER BY username"  # noqa: S608 - constants
+        ).fetchall()
+        return [CaseworkAccount(*row) for row in rows]
+
+    def set_casework_credential(self, name: str, credential_hash: str) -> CaseworkAccount:
+        username = casework_username(name)
+        with transaction(self.conn):
+            if self._casework(username).removed_at is not None:
+                raise RegistryError(f"casework account {username} is removed")
+            self.conn.execute(
+                "UPDATE casework_accounts SET credential_hash = ?, updated_at = ?"
+                " WHERE username = ?",
+                (credential_hash, now(), username),
+            )
+        return self._casework(username)
+
+    def remove_casework(self, name: str) -> CaseworkAccount:
+        """Its password line and ACL section go at the next `apply`; the row stays."""
+        username = casework_username(name)
+        with transaction(self.conn):
+            self._casework(username)
+            stamp = now()
+            self.conn.execute(
+                "UPDATE casework_accounts SET removed_at = coalesce(removed_at, ?),"
+                " updated_at = ? WHERE username = ?",
+                (stamp, stamp, username),
+            )
+        return self._casework(username)
+
+    def _casework(self, username: str) -> CaseworkAccount:
+        row = self.conn.execute(
+            f"SELECT {_CASEWORK_COLUMNS} FROM casework_accounts WHERE username = ?",  # noqa: S608 - a constant
+            (username,),
+        ).fetchone()
+        if row is None:
+            raise RegistryError(f"no casework account {username} in {self.where}")
+        return CaseworkAccount(*row)
 
     def broker_dir(self) -> Path | None:
         row = self.conn.execute("SELECT conf_dir FROM broker WHERE id = 1").fetchone()
@@ -300,3 +411,4 @@ class DeviceRegistry:
 _DEVICE_COLUMNS = (
     "device_id, inspector_id, unit, status, credential_hash, created_at, updated_at, last_seen_at"
 )
+_CASEWORK_COLUMNS = "username, description, credential_hash, created_at, updated_at, removed_at"

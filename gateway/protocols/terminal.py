@@ -31,7 +31,8 @@ from gateway.protocols.payloads import (
 
 PREFIX = "cgt/v1"
 # `normalized` is the backend tree's first level; a device of that name would alias it.
-RESERVED_DEVICE_IDS = frozenset({"normalized"})
+# Subtrees of cgt/v1 that are not a terminal's: the normalized stream and casework.
+RESERVED_DEVICE_IDS = frozenset({"normalized", "cases"})
 UPLINK_SUBSCRIPTIONS = (
     f"{PREFIX}/+/report",
     f"{PREFIX}/+/media/+/+",

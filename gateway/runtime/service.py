@@ -2,6 +2,7 @@
 
     MQTT ─▶ MqttLink ─▶ CommitLoop ─▶ inbox.db ─▶ Pipeline ─▶ outbox.db ─▶ sinks
             (paho thread)  (commit, then PUBACK)      (own process, own MQTT link)
+                       └▶ CaseDesk ─▶ registry (casework commands: commit, PUBACK, answer)
 
 The two sides share nothing but the two SQLite files, so the pipeline can run on the
 other core. The pipeline process dies with its parent (PR_SET_PDEATHSIG), so killing
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from structlog.typing import FilteringBoundLogger
 
 from gateway import logs
+from gateway.cases.timekeeping import timekeeper
 from gateway.config import GatewayConfig
 from gateway.devices.device_registry import FILE_NAME as DEVICES_FILE
 from gateway.devices.gate import DeviceGate
@@ -31,7 +33,10 @@ from gateway.geo.places import load_locator
 from gateway.geo.report_location import Geo
 from gateway.media.pool import MediaPool
 from gateway.normalize.codes import CodeProfile, load_profile
+from gateway.protocols import casework
 from gateway.protocols.terminal import UPLINK_SUBSCRIPTIONS
+from gateway.runtime.case_desk import CaseDesk
+from gateway.runtime.case_events import CaseEventPublisher
 from gateway.runtime.commit_loop import CommitLoop
 from gateway.runtime.intake import Intake
 from gateway.runtime.ops_http import OpsServer, Probes
@@ -101,11 +106,13 @@ def run_pipeline(config: GatewayConfig, stop: threading.Event, log: FilteringBou
         config, link, load_profile(config.codes_dir, config.codes.profile), log
     )
     tasks = start_task_dispatcher(config, MqttPublisher(link), stop, log)
+    events = start_case_events(config, MqttPublisher(link), stop, log)
     try:
         pipeline.run(stop)
     finally:
-        stop.set()  # the pipeline may also end on its own (a bug): take the dispatcher along
+        stop.set()  # the pipeline may also end on its own (a bug): take the dispatchers along
         tasks.join(30)
+        events.join(30)
         link.stop()
 
 
@@ -123,6 +130,24 @@ def start_task_dispatcher(
         log=log,
     )
     thread = threading.Thread(target=dispatcher.run, args=(stop,), name="tasks", daemon=True)
+    thread.start()
+    return thread
+
+
+def start_case_events(
+    config: GatewayConfig, publisher: Publisher, stop: threading.Event, log: FilteringBoundLogger
+) -> threading.Thread:
+    """Case events for casework backends, published by their own thread (and registry
+    connection), like the tasks."""
+    publishing = CaseEventPublisher(
+        open_registry(config, log),
+        publisher,
+        poll_s=config.pipeline.case_events_poll_s,
+        batch=config.pipeline.case_events_batch,
+        publish_timeout_s=config.pipeline.publish_timeout_s,
+        log=log,
+    )
+    thread = threading.Thread(target=publishing.run, args=(stop,), name="case-events", daemon=True)
     thread.start()
     return thread
 
@@ -166,9 +191,16 @@ class Gateway:
         self.link = MqttLink(
             config.mqtt,
             log,
-            subscriptions=UPLINK_SUBSCRIPTIONS,
+            subscriptions=(*UPLINK_SUBSCRIPTIONS, casework.COMMANDS_SUBSCRIPTION),
             on_message=self._received,
             persistent=not clustered,
+        )
+        # Casework backends' commands, on a thread and registry connection of their own.
+        self.desk = CaseDesk(
+            open_registry(config, log),
+            timekeeper(config.cases, config.acceptance.zone),
+            self.link,
+            log.bind(part="case-desk"),
         )
         self.watch = StoreWatch(
             config.data_dir,
@@ -252,7 +284,10 @@ class Gateway:
         )
 
     def _received(self, message: Received) -> None:
-        self.intake.submit(message)
+        if casework.is_command_topic(message.topic):
+            self.desk.submit(message)
+        else:
+            self.intake.submit(message)
 
     def start(self) -> None:
         if self.config.pipeline.mode == "process":
@@ -272,6 +307,7 @@ class Gateway:
         self._pipeline.start()
         self.watch.start()
         self.intake.start()
+        self.desk.start()
         self.link.start()
         if self.ops is not None:
             self.ops.start()
@@ -292,6 +328,7 @@ class Gateway:
             self.console.stop()
         if self.ops is not None:
             self.ops.stop()
+        self.desk.stop()  # before the link: a command it committed is acked and answered
         self.link.stop()
         self.intake.stop()
         self.watch.stop()

@@ -67,6 +67,10 @@ class PipelineSettings(Section):
     publish_timeout_s: PositiveFloat = 10.0
     # A terminal whose upload fails its checksum this often gets the report rejected.
     media_max_failures: PositiveInt = 3
+    # Case events (every lifecycle transition) for casework backends: how often the
+    # registry is asked for unpublished ones, and how many go per round.
+    case_events_poll_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    case_events_batch: Annotated[int, Field(ge=1, le=10_000)] = 200
 
 
 class TaskSettings(Section):

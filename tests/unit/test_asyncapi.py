@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.cases.workflow import RefusalCode
 from gateway.errors import Reason
+from gateway.protocols import casework
 
 ROOT = Path(__file__).parents[2]
 DOCUMENT = ROOT / "docs/asyncapi.yaml"
@@ -53,7 +55,19 @@ def test_every_reason_code_and_channel_is_documented() -> None:
         "cgt/v1/{device_id}/config",
         "cgt/v1/{device_id}/error",
         "cgt/v1/normalized/{kind}/{class_code}",
+        "cgt/v1/cases/commands/{account}",
+        "cgt/v1/cases/answers/{account}",
+        "cgt/v1/cases/events/{case_no}",
     }
+    # A casework answer's codes: every refusal of the case's rules, and the wire's own.
+    casework_codes = set(document["x-casework-reason-codes"])
+    assert casework_codes == set(casework.reason_text())
+    assert {code.value for code in RefusalCode} <= casework_codes
+    assert casework_codes - {code.value for code in RefusalCode} <= {r.value for r in Reason}
+    # The topics the code builds are the ones documented.
+    assert casework.commands_topic("{account}") == "cgt/v1/cases/commands/{account}"
+    assert casework.answers_topic("{account}") == "cgt/v1/cases/answers/{account}"
+    assert casework.events_topic("{case_no}") == "cgt/v1/cases/events/{case_no}"
     for message in document["components"]["messages"].values():
         assert message["payload"], message["name"]
 

@@ -67,7 +67,7 @@ def test_status_moves(registry: DeviceRegistry) -> None:
         registry.move("tz-9", "suspend")
 
 
-@pytest.mark.parametrize("device_id", ["normalized", "tz/1", "tz+1", "", "x" * 65, "tz.1"])
+@pytest.mark.parametrize("device_id", ["normalized", "cases", "tz/1", "tz+1", "", "x" * 65, "tz.1"])
 def test_ids_that_would_escape_their_topic_tree_are_refused(
     registry: DeviceRegistry, device_id: str
 ) -> None:
@@ -97,6 +97,86 @@ def test_acl_confines_terminals_and_the_backend() -> None:
     backend = lines[lines.index("user cgt.backend") + 1 :]
     assert backend[0] == "topic read cgt/v1/normalized/#"
     assert not backend[1].startswith("topic")  # nothing else for the backend
+
+
+def _section(lines: list[str], username: str) -> list[str]:
+    rest = lines[lines.index(f"user {username}") + 1 :]
+    return rest[: next((i for i, line in enumerate(rest) if not line.startswith("topic")), None)]
+
+
+def test_acl_gives_each_casework_backend_its_own_commands_and_answers() -> None:
+    accounts = [
+        Account("gateway", "cgt.gateway", "h"),
+        Account("casework", "casework.desk", "h"),
+        Account("casework", "casework.dispatch", "h"),
+    ]
+    lines = render_acl(accounts).splitlines()
+    assert _section(lines, "casework.desk") == [
+        "topic write cgt/v1/cases/commands/casework.desk",
+        "topic read cgt/v1/cases/answers/casework.desk",
+        "topic read cgt/v1/cases/events/#",
+        "topic read cgt/v1/normalized/#",
+    ]
+    assert "topic write cgt/v1/cases/commands/casework.dispatch" in _section(
+        lines, "casework.dispatch"
+    )
+    gateway = _section(lines, "cgt.gateway")
+    assert "topic read cgt/v1/cases/commands/+" in gateway
+    assert "topic write cgt/v1/cases/answers/+" in gateway
+    assert "topic write cgt/v1/cases/events/#" in gateway
+    # Nothing of the cases tree for every user: terminals match the patterns too.
+    assert not [line for line in lines if line.startswith("pattern") and "cases" in line]
+
+
+def test_casework_accounts_are_several_and_their_names_are_not_reused(
+    registry: DeviceRegistry,
+) -> None:
+    registry.add_casework("desk", hash_password("x"), "受理台")
+    registry.add_casework("casework.dispatch", hash_password("y"))
+    usernames = [a.username for a in registry.accounts() if a.role == "casework"]
+    assert usernames == ["casework.desk", "casework.dispatch"]
+    with pytest.raises(RegistryError, match="already exists"):
+        registry.add_casework("desk", hash_password("z"))
+    for wrong in ("Desk", "desk/1", "desk+", "", "tz.1", "d" * 33):
+        with pytest.raises(RegistryError, match="not a casework account name"):
+            registry.add_casework(wrong, hash_password("z"))
+    registry.remove_casework("desk")
+    assert [a.username for a in registry.accounts() if a.role == "casework"] == [
+        "casework.dispatch"
+    ]
+    assert "casework.desk" not in render_passwords(registry.devices(), registry.accounts())
+    with pytest.raises(RegistryError, match="names are not reused"):
+        registry.add_casework("desk", hash_password("z"))
+    with pytest.raises(RegistryError, match="removed"):
+        registry.set_casework_credential("desk", hash_password("z"))
+    assert "hash" not in repr(registry.casework_accounts(removed=True))
+
+
+def test_casework_cli(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    runner = CliRunner()
+    added = runner.invoke(
+        main, ["devices", "casework", "add", "desk", "--description", "受理台", *data]
+    )
+    assert added.exit_code == 0, added.output
+    password = added.stdout.strip()
+    assert len(password) == 32
+    assert "casework.desk" in added.stderr
+    registry = DeviceRegistry(tmp_path / "data" / "devices.db")
+    [account] = registry.casework_accounts()
+    assert verify_password(password, account.credential_hash)
+    rotated = runner.invoke(main, ["devices", "casework", "rotate", "desk", *data])
+    assert rotated.exit_code == 0, rotated.output
+    [account] = registry.casework_accounts()
+    assert verify_password(rotated.stdout.strip(), account.credential_hash)
+    listed = runner.invoke(main, ["devices", "casework", "list", "--json", *data])
+    assert '"username": "casework.desk"' in listed.stdout
+    assert "$7$" not in listed.stdout
+    removed = runner.invoke(main, ["devices", "casework", "remove", "desk", *data])
+    assert removed.stdout == "casework account casework.desk is removed\n"
+    assert runner.invoke(main, ["devices", "casework", "list", *data]).stdout.count("\n") == 1
+    assert runner.invoke(main, ["devices", "casework", "remove", "nobody", *data]).exit_code == 2
+    registry.close()
 
 
 def test_hashes_stay_out_of_reprs(registry: DeviceRegistry) -> None:
