@@ -13,6 +13,13 @@ RUN pip install --no-cache-dir --constraint constraints.txt hatchling==1.33.0 \
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
+# The monthly bulletin's PDF (WeasyPrint): Pango, HarfBuzz's subsetter, and CJK fonts.
+# Pinned to bookworm's versions, as the base image is.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      libpango-1.0-0=1.50.12+ds-1 libpangoft2-1.0-0=1.50.12+ds-1 \
+      libharfbuzz-subset0=6.0.0+dfsg-3 fonts-noto-cjk=1:20220127+repack1-1 \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels cgt-gateway==0.1.0 \
  && rm -rf /wheels \

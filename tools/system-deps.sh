@@ -20,6 +20,9 @@ declare -A NEEDS=(
   # The console's tests run in a real browser: Debian's Chromium and its WebDriver.
   [chromium]=chromium
   [chromedriver]=chromium-driver
+  # The bulletin's tests turn its PDF into page images and read its text back.
+  [pdftoppm]=poppler-utils
+  [pdftotext]=poppler-utils
 )
 # `make bench` also compares against the FFmpeg command line.
 if [ "${1:-}" = "--bench" ]; then
@@ -36,6 +39,18 @@ done
 if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
   missing+=(fonts-wqy-microhei)
 fi
+# The bulletin (gateway/bulletin): Noto's CJK fonts, serif and sans, for its text and
+# charts; WeasyPrint's HTML → PDF needs Pango, and HarfBuzz's subsetter to embed only the
+# glyphs used (without it a PDF carries whole 20 MB font collections).
+if ! fc-list 2>/dev/null | grep -q 'Noto Serif CJK SC'; then
+  missing+=(fonts-noto-cjk)
+fi
+for library in libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0 \
+  libharfbuzz-subset.so.0:libharfbuzz-subset0; do
+  if ! ldconfig -p | grep -q "${library%%:*}"; then
+    missing+=("${library##*:}")
+  fi
+done
 # PostgreSQL's server programs (initdb, pg_ctl) are not on PATH: the Debian package puts
 # them in /usr/lib/postgresql/<version>/bin (tests/servers.py takes the newest there).
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
