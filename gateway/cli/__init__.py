@@ -51,6 +51,15 @@ COMMANDS = {
         "The cluster's shared stores in PostgreSQL: upgrade the schema, show its version.",
     ),
     "task": Entry("tasks", "task", "Tasks for terminals: send one, list them."),
+    "bulletin": Entry(
+        "bulletin", "bulletin", "Write a month's bulletin (数字城管通报) as PDF or HTML."
+    ),
+    "stats": Entry("stats", "stats", "Evaluation statistics: counts and rates of a period."),
+    "case": Entry(
+        "case",
+        "case",
+        "One step of a case's lifecycle (accept, file, dispatch, …), or show its history.",
+    ),
     "outbox": Entry(
         "outbox",
         "outbox",

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from structlog.typing import FilteringBoundLogger
 
+from gateway import logs
 from gateway.config import GatewayConfig, load_config
 from gateway.devices.credentials import with_own_credentials
 from gateway.errors import ConfigError
+from gateway.sinks.ports import CaseRegistry
 
 
 def load_or_exit(config: Path | None, **overrides: Any) -> GatewayConfig:
@@ -27,6 +30,20 @@ def load_or_exit(config: Path | None, **overrides: Any) -> GatewayConfig:
         )
     except ConfigError as error:
         config_error_exit(error)
+
+
+def open_case_registry(
+    config: GatewayConfig, name: str
+) -> tuple[CaseRegistry, FilteringBoundLogger]:
+    """The registry the config names, and the command's logger (`gateway.NAME`). An
+    embedded registry must exist: a mistyped --data-dir would otherwise make an empty one."""
+    from gateway.runtime.wiring import open_registry  # noqa: PLC0415 - its drivers, when used
+
+    if not config.registry_in_postgres and not config.registry_path.exists():
+        fail(f"no registry at {config.registry_path}", 2)
+    logs.setup(config.log.level, config.log.format)
+    log = logs.get(f"gateway.{name}")
+    return open_registry(config, log), log
 
 
 def config_error_exit(error: ConfigError) -> NoReturn:

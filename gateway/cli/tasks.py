@@ -16,20 +16,19 @@ import click
 from pydantic import ValidationError
 from structlog.typing import FilteringBoundLogger
 
-from gateway import logs
 from gateway.cli.options import (
     broker_option,
     config_option,
     data_dir_option,
     fail,
     load_or_exit,
+    open_case_registry,
     registry_option,
 )
 from gateway.config import GatewayConfig
 from gateway.errors import SinkError
 from gateway.protocols.payloads import DEVICE_ID_PATTERN, Task, TaskLocation
 from gateway.runtime.task_dispatch import publish_tasks
-from gateway.runtime.wiring import open_registry
 from gateway.sinks.bus import MqttPublisher
 from gateway.sinks.ports import CaseRegistry, TaskRecord
 from gateway.transports.mqtt import MqttLink
@@ -164,13 +163,7 @@ def task_list(
 
 
 def _open(config: GatewayConfig) -> tuple[CaseRegistry, FilteringBoundLogger]:
-    """The registry the config names, and the command's logger. An embedded registry must
-    exist: a mistyped --data-dir would otherwise make an empty one there."""
-    if not config.registry_in_postgres and not config.registry_path.exists():
-        fail(f"no registry at {config.registry_path}", 2)
-    logs.setup(config.log.level, config.log.format)
-    log = logs.get("gateway.task")
-    return open_registry(config, log), log
+    return open_case_registry(config, "task")
 
 
 def as_json(record: TaskRecord) -> dict[str, Any]:
