@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 
+from gateway.bulletin.settings import BulletinSettings
 from gateway.cases.settings import CasesSettings
 from gateway.console.settings import ConsoleSettings
 from gateway.errors import ConfigError
@@ -66,6 +67,7 @@ class GatewayConfig(Section):
     codes: CodesSettings = CodesSettings()
     acceptance: AcceptanceSettings = AcceptanceSettings()
     cases: CasesSettings = CasesSettings()
+    bulletin: BulletinSettings = BulletinSettings()
     metrics: MetricsSettings = MetricsSettings()
     console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()

@@ -42,8 +42,8 @@ def _month(_: click.Context, __: click.Parameter, value: str) -> date:
     help="ISO time the figures stand at (overdue measured then); default: the month's end,"
     " or now while it runs. Without an offset, in the acceptance time zone.",
 )
-@click.option("--city", default="南通市", show_default=True, help="The city in the title.")
-@click.option("--issuer", help="Who issues it; default: the city's supervision and command center.")
+@click.option("--city", help="The city in the title; default: [bulletin] city (南通市).")
+@click.option("--issuer", help="Who issues it; default: [bulletin] issuer, or the city's center.")
 def bulletin(
     month: date,
     out: Path,
@@ -51,7 +51,7 @@ def bulletin(
     data_dir: Path | None,
     registry: str | None,
     as_of: str | None,
-    city: str,
+    city: str | None,
     issuer: str | None,
 ) -> None:
     """Write a month's bulletin (数字城管通报) as PDF or HTML.
@@ -81,8 +81,8 @@ def bulletin(
             month,
             moment.astimezone(tz),
             config.cases.score,
-            city=city,
-            issuer=issuer or f"{city}城市管理监督指挥中心",
+            city=city or config.bulletin.city,
+            issuer=issuer or (f"{city}城市管理监督指挥中心" if city else config.bulletin.issued_by),
             labels={"class": class_labels(config)},
         )
     except SinkError as error:

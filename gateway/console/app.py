@@ -4,14 +4,16 @@ Nothing is served without a login but the login page and the static files (the m
 library and the page's own script). Roles are checked here, on the server, for every
 page, every JSON answer and every action:
 
-    viewer      the reports, a report's photos, voice note and place, the map
-    operator    the same, and the originals (evidence) for download
+    viewer      the reports, a report's photos, voice note, place and lifecycle, the map,
+                the statistics and the bulletins
+    operator    the same, the originals (evidence) for download, and the case transitions
     technician  the same as viewer, and the fleet and the pipeline, with dead-letter retries
 
 Every action that reads evidence or changes something (a login, a failed one, a logout,
-a password change, a download of an original, a retry) goes to the audit log with who,
-when and from where, refused ones too. Every form and every POST carries Flask-WTF's
-CSRF token; pages and answers are never cached (reports are confidential).
+a password change, a download of an original, a retry, a case transition) goes to the
+audit log with who, when and from where, refused ones too. Every form and every POST
+carries Flask-WTF's CSRF token; pages and answers are never cached (reports are
+confidential).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from __future__ import annotations
 import csv
 import functools
 import json
-from collections.abc import Callable
+import re
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -42,10 +48,28 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from structlog.typing import FilteringBoundLogger
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from gateway.cases.deadlines import TimeLimit
+from gateway.cases.evaluation import BY_HEADERS, BY_KEYS, HEADERS, Figures, rate_keys
+from gateway.cases.settings import CasesSettings
+from gateway.cases.workflow import (
+    ACTION_ZH,
+    STATE_ZH,
+    TRANSITIONS,
+    Action,
+    CaseEvent,
+    CaseLife,
+    Command,
+    Refusal,
+    RefusalCode,
+    State,
+    Timekeeper,
+    parse_action,
+)
 from gateway.console.accounts import AccountError, Accounts, Role, User, check_password
 from gateway.console.i18n import LANGUAGES, Language, words
 from gateway.console.settings import ConsoleSettings
 from gateway.console.sources import InstanceStatus, Sources
+from gateway.errors import SinkError
 from gateway.geo.gcj02 import to_gcj02, to_wgs84
 from gateway.geo.grid import RegularGrid
 from gateway.normalize.model import NormalizedReport, PhotoDerivative, VoiceDerivative
@@ -58,8 +82,24 @@ ALLOWED: dict[str, frozenset[Role]] = {
     "evidence": frozenset({"operator"}),
     "fleet": frozenset({"technician"}),
     "pipeline": frozenset({"technician"}),
+    # Moving a case along its lifecycle is the acceptors' (受理员) work; a technician's
+    # role is not a superset of theirs (no evidence either), so not theirs.
+    "act": frozenset({"operator"}),
+    "stats": frozenset({"viewer", "operator", "technician"}),
 }
 MAP_MAX = 10_000  # reports on the map at once (clustered)
+# The actions whose form fields the workflow reads: units (dispatch names them; a return,
+# extension or feedback is by one of the units dispatched to) and the filing condition.
+UNIT_ACTIONS = frozenset({Action.DISPATCH, Action.RETURN, Action.EXTEND, Action.FEEDBACK})
+CONDITION_ACTIONS = frozenset({Action.FILE, Action.DISPATCH})
+
+
+STATE_VALUES = frozenset(state.value for state in State)
+
+
+def legal_actions(state: State) -> list[Action]:
+    """The actions the lifecycle table allows from a state, in its order."""
+    return [action for action, (sources, _) in TRANSITIONS.items() if state in sources]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +123,14 @@ class MapLayers:
         return to_wgs84(lat, lon) if self.gcj02 else (lat, lon)
 
 
+@dataclass(frozen=True, slots=True)
+class BulletinNames:
+    """Who the monthly bulletin is of and from, as its head prints them."""
+
+    city: str = ""
+    issuer: str = "数字化城市管理监督指挥中心"
+
+
 GRID_CELLS_MAX = 2_500  # cells drawn at once; further out, the map shows none
 
 
@@ -93,7 +141,16 @@ def create_app(
     layers: MapLayers,
     log: FilteringBoundLogger,
     status: Callable[[], InstanceStatus] | None = None,
+    *,
+    clock: Timekeeper | None = None,
+    cases: CasesSettings | None = None,
+    class_names: Mapping[str, str] | None = None,
+    names: BulletinNames | None = None,
 ) -> Flask:
+    """`clock`: the city's Timekeeper (`gateway.cases.timekeeping`), which transitions
+    need (deadlines) and the lights are measured on; without one the case pages show the
+    lifecycle but offer no transition. `class_names`: "event:0102" → its label, for the
+    statistics by class (`gateway.cases.evaluation.class_labels`)."""
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=accounts.secret_key(),
@@ -118,7 +175,8 @@ def create_app(
     }
     # Before CSRFProtect: its check runs after ours has found who is asking, so that a
     # refused request is audited under its user.
-    Console(sources, accounts, settings, layers, log, status).register(app)
+    Console(sources, accounts, settings, layers, log, status, clock=clock,
+            cases=cases, class_names=class_names, names=names).register(app)  # fmt: skip
     CSRFProtect(app)
     return app
 
@@ -134,6 +192,11 @@ class Console:
         layers: MapLayers,
         log: FilteringBoundLogger,
         status: Callable[[], InstanceStatus] | None = None,
+        *,
+        clock: Timekeeper | None = None,
+        cases: CasesSettings | None = None,
+        class_names: Mapping[str, str] | None = None,
+        names: BulletinNames | None = None,
     ) -> None:
         self.sources = sources
         self.accounts = accounts
@@ -141,6 +204,10 @@ class Console:
         self.layers = layers
         self.log = log
         self.status = status
+        self.clock = clock
+        self.cases = cases or CasesSettings()
+        self.class_names = class_names
+        self.names = names or BulletinNames()
 
     def register(self, app: Flask) -> None:
         app.before_request(self.who)
@@ -155,6 +222,9 @@ class Console:
             ("/reports", self.reports, ["GET"]),
             ("/api/reports", self.reports_json, ["GET"]),
             ("/reports/<case_no>", self.report, ["GET"]),
+            ("/reports/<case_no>/act", self.act, ["POST"]),
+            ("/stats", self.stats, ["GET"]),
+            ("/stats/bulletin/<month>.<fmt>", self.bulletin, ["GET"]),
             ("/media/<case_no>/<media_id>/<name>", self.derivative, ["GET"]),
             ("/original/<case_no>/<media_id>", self.original, ["GET"]),
             ("/map", self.map_page, ["GET"]),
@@ -303,12 +373,13 @@ class Console:
     def reports(self) -> Any:
         if refusal := self.refused("reports"):
             return refusal
-        query = _case_query(request.args)
+        query = _case_query(request.args, now=datetime.now(UTC))
         rows = self.sources.find_cases(query)
         return render_template(
             "reports.html",
-            rows=[_summary(row, self.language()) for row in rows],
+            rows=self.summaries(rows),
             facets=self.sources.facets(),
+            states=[(state.value, self.state_label(state)) for state in State],
             query=query,
             args=request.args,
         )
@@ -316,21 +387,177 @@ class Console:
     def reports_json(self) -> Any:
         if refusal := self.refused("reports"):
             return refusal
-        rows = self.sources.find_cases(_case_query(request.args))
-        return jsonify(rows=[_summary(row, self.language()) for row in rows])
+        rows = self.sources.find_cases(_case_query(request.args, now=datetime.now(UTC)))
+        return jsonify(rows=self.summaries(rows))
+
+    def summaries(self, rows: list[CaseRow]) -> list[dict[str, Any]]:
+        """The list's cases, each with its state and deadline light (one read for all)."""
+        lives = self.sources.lives(rows)
+        now = datetime.now(UTC)
+        found = []
+        for row in rows:
+            summary = _summary(row, self.language())
+            life = lives.get(row.case_no)
+            state = life.state if life else State.REPORTED
+            summary |= {"state": state.value, "state_label": self.state_label(state),
+                        "light": self.light(life, now) if life else None}  # fmt: skip
+            found.append(summary)
+        return found
 
     def report(self, case_no: str) -> Any:
         if refusal := self.refused("reports"):
             return refusal
+        return self.report_page(case_no)
+
+    def report_page(self, case_no: str, refusal: Refusal | None = None, status: int = 200) -> Any:
         row = self.sources.get_case(case_no)
         if row is None:
             return render_template("forbidden.html", message="not_found"), 404
+        life = self.sources.life(case_no) or CaseLife(
+            case_no, row.report.class_.type, row.report.class_.code
+        )
+        offered = self.user_may("act") and self.clock is not None
         return render_template(
             "report.html",
             row=_summary(row, self.language()),
             report=row.report,
             position=_position(row.report, self.layers),
+            life=self.life_view(life),
+            history=[self.event_view(event) for event in self.sources.history(case_no)],
+            tasks=self.sources.tasks(case_no),
+            actions=[(action.value, ACTION_ZH[action]) for action in legal_actions(life.state)]
+            if offered
+            else [],
+            unit_choices=_unit_choices(row, life),
+            conditions=self.conditions(life.kind, life.class_code),
+            unit_actions=" ".join(action.value for action in UNIT_ACTIONS),
+            condition_actions=" ".join(action.value for action in CONDITION_ACTIONS),
+            command_id=uuid.uuid4().hex,
+            refusal=refusal,
+            done=_action_label(request.args.get("done")),
+        ), status
+
+    # ---- the lifecycle ---------------------------------------------------------------------
+
+    def user_may(self, what: str) -> bool:
+        user: User | None = getattr(g, "user", None)
+        return user is not None and user.role in ALLOWED[what]
+
+    def state_label(self, state: State) -> str:
+        """中文 with the English beside it: the state names are the city's own terms."""
+        return f"{STATE_ZH[state]} {state.value}"
+
+    def light(self, life: CaseLife, now: datetime) -> str | None:
+        """The deadline light, measured on the limit's own clock (working hours) by the
+        city's Timekeeper when there is one; else in natural time."""
+        measure = getattr(self.clock, "light", None)
+        if callable(measure):
+            try:
+                return cast("str | None", measure(life, now))
+            except ValueError:  # a limit the table no longer reads: natural time then
+                pass
+        return life.light(now, self.cases.yellow_at)
+
+    def conditions(self, kind: str, class_code: str) -> list[str]:
+        """The filing conditions the time-limit table has for the class (none offered
+        without a Timekeeper that names them)."""
+        offer = getattr(self.clock, "conditions", None)
+        if not callable(offer):
+            return []
+        try:
+            return [str(condition) for condition in offer(kind, class_code)]
+        except ValueError:  # a class code the table cannot read
+            return []
+
+    def life_view(self, life: CaseLife) -> dict[str, Any]:
+        tz = self.sources.tz
+        limit = None
+        if life.time_limit:
+            try:
+                parsed = TimeLimit.parse(life.time_limit)
+                limit = parsed.label_zh if self.language() == "zh-CN" else str(parsed)
+            except ValueError:
+                limit = life.time_limit
+        return {
+            "state": life.state.value,
+            "state_label": self.state_label(life.state),
+            "units": life.units,
+            "condition": life.condition,
+            "time_limit": limit,
+            "deadline": local_time(life.deadline_at, tz) if life.deadline_at else None,
+            "paused": local_time(life.paused_at, tz) if life.paused_at else None,
+            "light": self.light(life, datetime.now(UTC)),
+            "counters": {
+                "reworks": life.reworks,
+                "extensions": life.extensions,
+                "returns": life.returns,
+                "suspensions": life.suspensions,
+            },
+        }
+
+    def event_view(self, event: CaseEvent) -> dict[str, Any]:
+        tz = self.sources.tz
+        return {
+            "seq": event.seq,
+            "at": local_time(event.at, tz),
+            "action": event.action.value,
+            "action_zh": ACTION_ZH[event.action],
+            "from_label": self.state_label(event.from_state),
+            "to_label": self.state_label(event.to_state),
+            "by": event.by or "",
+            "via": event.via,
+            "units": event.units,
+            "note": event.note or "",
+            "deadline": local_time(event.deadline_at, tz) if event.deadline_at else "",
+        }
+
+    def act(self, case_no: str) -> Any:
+        """One transition asked through the page's form: the registry applies it under
+        its rules and lock; applied or refused, it is audited."""
+        if refusal := self.refused("act"):
+            return refusal
+        form = request.form
+        wanted = parse_action(form.get("action", "")[:32])
+        target = case_no[:64]
+        if self.clock is None or self.sources.get_case(case_no) is None:
+            self.audit(f"case:{form.get('action', '')[:32]}", target=target, allowed=False)
+            return abort(503 if self.clock is None else 404)
+        if isinstance(wanted, Refusal):
+            return self.act_refused(case_no, "?", wanted)
+        # Only the fields the chosen action reads: a unit ticked before another action
+        # was chosen must not land in that action's event.
+        units: tuple[str, ...] = ()
+        if wanted in UNIT_ACTIONS:
+            typed = re.split(r"[,，、;；\n]", form.get("units_other", "")[:1000])
+            units = tuple(dict.fromkeys(
+                unit.strip() for unit in [*form.getlist("unit"), *typed] if unit.strip()
+            ))  # fmt: skip
+        condition = (form.get("condition") or "").strip()[:64] or None
+        note = (form.get("note") or "").strip() or None
+        command = Command(
+            case_no=case_no,
+            action=wanted,
+            at=datetime.now(UTC),
+            via=f"console:{g.user.name}",
+            by=g.user.name,
+            units=units,
+            note=note,
+            condition=condition if wanted in CONDITION_ACTIONS else None,
+            command_id=(form.get("command_id") or "")[:64] or None,  # a second click: once
         )
+        try:
+            outcome = self.sources.act(command, self.clock)
+        except SinkError as error:  # the shared registry unreachable: nothing was changed
+            self.log.warning("console.act_failed", case_no=case_no, error=str(error))
+            outcome = Refusal(RefusalCode.FIELD_INVALID, f"registry unavailable: {error}")
+        if isinstance(outcome, Refusal):
+            return self.act_refused(case_no, wanted.value, outcome)
+        self.audit(f"case:{wanted.value}", target=target)
+        return redirect(url_for("report", case_no=case_no, done=wanted.value) + "#lifecycle")
+
+    def act_refused(self, case_no: str, action: str, refusal: Refusal) -> Any:
+        self.audit(f"case:{action}", target=f"{case_no[:64]} {refusal.code.value}", allowed=False)
+        return self.report_page(case_no, refusal=refusal, status=409)
 
     def derivative(self, case_no: str, media_id: str, name: str) -> Any:
         if refusal := self.refused("reports"):
@@ -355,6 +582,94 @@ class Console:
                 response.headers["X-Content-SHA256"] = media.original.sha256
                 return response
         return abort(404)
+
+    # ---- statistics and bulletins ----------------------------------------------------------
+
+    def stats(self) -> Any:
+        """The figures of `gateway stats` for a period and a grouping, and the month's
+        bulletin to download."""
+        if refusal := self.refused("stats"):
+            return refusal
+        today = datetime.now(self.sources.tz).date()
+        start = _day(request.args.get("from")) or today.replace(day=1)
+        end = _day(request.args.get("to")) or today
+        by = request.args.get("by", "unit")
+        by = by if by in BY_KEYS else "unit"
+        problem, found = None, None
+        if end < start:
+            problem = "period_reversed"
+        else:
+            try:
+                found = self.sources.evaluate(
+                    start, end, by, datetime.now(UTC), self.cases.score, self.class_names
+                )
+            except SinkError as error:
+                self.log.warning("console.stats_failed", error=str(error))
+                problem = "registry_unavailable"
+        groups = found.groups if found else ()
+        month = request.args.get("month") or start.strftime("%Y-%m")
+        keys = [*STATS_COUNTS, *rate_keys(by)]
+        return render_template(
+            "stats.html",
+            start=start,
+            end=end,
+            by=by,
+            by_choices=[(key, BY_HEADERS[key]) for key in BY_KEYS],
+            heads=[_two_lines(HEADERS[key]) for key in keys],
+            by_head=_two_lines(BY_HEADERS[by]),
+            rows=[(group.label, _cells(group.figures, keys, by == "unit")) for group in groups],
+            total=_cells(found.total, keys, by == "unit") if found else None,
+            scored=by == "unit",
+            month=month if _MONTH.fullmatch(month) else start.strftime("%Y-%m"),
+            problem=problem,
+            as_of=local_time(found.as_of, self.sources.tz) if found else None,
+        )
+
+    def bulletin(self, month: str, fmt: str) -> Any:
+        """The month's bulletin (数字城管通报) as the bulletin module renders it."""
+        if refusal := self.refused("stats"):
+            return refusal
+        if not _MONTH.fullmatch(month) or fmt not in ("pdf", "html"):
+            return abort(404)
+        try:
+            data = self.render_bulletin(date.fromisoformat(f"{month}-01"), fmt)
+        except (SinkError, RuntimeError, OSError, ImportError) as error:
+            # A registry away, or no CJK font / Pango for the PDF on this machine.
+            self.log.warning("console.bulletin_failed", month=month, fmt=fmt, error=str(error))
+            return render_template("forbidden.html", message="bulletin_unavailable"), 503
+        self.audit("download_bulletin", target=f"{month}.{fmt}")
+        mime = "application/pdf" if fmt == "pdf" else "text/html; charset=utf-8"
+        response = Response(data, mimetype=mime)
+        filename = f"数字城管通报-{month}.{fmt}"
+        # RFC 6266: an ASCII fallback and the UTF-8 name for browsers that read it.
+        response.headers["Content-Disposition"] = (
+            f"attachment; filename=\"bulletin-{month}.{fmt}\"; filename*=UTF-8''{quote(filename)}"
+        )
+        return response
+
+    def render_bulletin(self, month: date, fmt: str) -> bytes:
+        """The month's bulletin, gathered from the registry and rendered as the
+        `gateway.bulletin` module renders it (figures as they stood at the month's end,
+        or now while it runs)."""
+        # Deferred: matplotlib and WeasyPrint load only when a bulletin is asked for.
+        from gateway.bulletin import content, render  # noqa: PLC0415
+
+        tz = self.sources.tz
+        as_of = content.default_as_of(month, datetime.now(UTC), tz)
+        labels = {"class": self.class_names} if self.class_names else None
+        bulletin = self.sources.cases(
+            lambda registry: content.gather(
+                registry, month, as_of, self.cases.score,
+                city=self.names.city, issuer=self.names.issuer, labels=labels,
+            )
+        )  # fmt: skip
+        document = render.html(bulletin, tz)
+        if fmt == "html":
+            return document.encode("utf-8")
+        with tempfile.TemporaryDirectory(prefix="cgt-bulletin-") as directory:
+            out = Path(directory) / "bulletin.pdf"
+            render.pdf(document, out)
+            return out.read_bytes()
 
     # ---- the map -------------------------------------------------------------------------
 
@@ -489,11 +804,56 @@ def _origin(template: str) -> str:
     return f"{scheme}://{host}"
 
 
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+# The counts `gateway stats` shows in its table (gateway/cli/stats.py's TABLE_COUNTS),
+# then the grouping's rates, score and grade.
+STATS_COUNTS = ("reported", "filed", "dispatched", "handled", "closed", "due", "overdue")
+
+
+def _unit_choices(row: CaseRow, life: CaseLife) -> list[str]:
+    """The units a transition may name: the case's responsible units (from its road
+    segment) and those it is dispatched to."""
+    responsible = (unit.unit_zh for unit in row.report.location.responsible_units)
+    return list(dict.fromkeys([*responsible, *life.units]))
+
+
+def _action_label(value: str | None) -> str | None:
+    """ "dispatch" → "派遣 dispatch" (None for anything not an action)."""
+    action = parse_action(value or "")
+    return None if isinstance(action, Refusal) else f"{ACTION_ZH[action]} {action.value}"
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _two_lines(head: str) -> tuple[str, str]:
+    """ "结案率 closing" → ("结案率", "closing"): Chinese over English, as the CLI's table."""
+    chinese, _, english = head.partition(" ")
+    return chinese, english
+
+
+def _cells(figures: Figures, keys: list[str], scored: bool) -> list[str]:
+    values: dict[str, Any] = {**figures.counts, **figures.rates}
+    cells = [
+        ("-" if values[key] is None else f"{100 * values[key]:.1f}%")
+        if key.endswith("_rate")
+        else str(values[key])
+        for key in keys
+    ]
+    if scored:  # a unit's composite score and grade
+        cells += ["-" if figures.score is None else f"{figures.score:.1f}", figures.grade or "-"]
+    return cells
+
+
 def _flag(value: str | None) -> bool | None:
     return {"1": True, "0": False}.get(value or "")
 
 
-def _case_query(args: Any, limit: int | None = None) -> CaseQuery:
+def _case_query(args: Any, limit: int | None = None, now: datetime | None = None) -> CaseQuery:
     def number(name: str) -> int | None:
         value = args.get(name, "")
         return int(value) if value.isdigit() else None
@@ -510,6 +870,8 @@ def _case_query(args: Any, limit: int | None = None) -> CaseQuery:
         inspector_id=args.get("inspector") or None,
         inside_window=_flag(args.get("window")),
         inside_coverage=_flag(args.get("coverage")),
+        state=args.get("state") if args.get("state") in STATE_VALUES else None,
+        overdue_at=(now or datetime.now(UTC)) if args.get("overdue") == "1" else None,
         before_id=number("before"),
         after_id=number("after"),
         limit=limit or min(number("limit") or 50, PAGE_MAX),

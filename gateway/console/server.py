@@ -14,9 +14,11 @@ from contextlib import ExitStack
 from structlog.typing import FilteringBoundLogger
 from waitress.server import create_server
 
+from gateway.cases.evaluation import class_labels
+from gateway.cases.timekeeping import timekeeper
 from gateway.config import GatewayConfig
 from gateway.console.accounts import open_accounts
-from gateway.console.app import MapLayers, create_app
+from gateway.console.app import BulletinNames, MapLayers, create_app
 from gateway.console.sources import InstanceStatus, open_sources
 from gateway.geo.grid import RegularGrid
 
@@ -52,7 +54,13 @@ class ConsoleServer:
         sources = self._resources.enter_context(open_sources(config))
         accounts = open_accounts(config)
         self._resources.callback(accounts.close)
-        app = create_app(sources, accounts, config.console, map_layers(config), log, status)
+        app = create_app(
+            sources, accounts, config.console, map_layers(config), log, status,
+            clock=timekeeper(config.cases, config.acceptance.zone),
+            cases=config.cases,
+            class_names=_class_names(config),
+            names=_bulletin_names(config),
+        )  # fmt: skip
         self.server = create_server(
             app,
             host=address[0],
@@ -77,3 +85,17 @@ class ConsoleServer:
         self.server.close()
         self._thread.join(10)
         self._resources.close()
+
+
+def _class_names(config: GatewayConfig) -> dict[str, str]:
+    """ "event:0102" → "事件 0102 暴露垃圾", for statistics and bulletins by class."""
+    from gateway.normalize.codes import load_profile  # noqa: PLC0415 - the console's only
+
+    profile = load_profile(config.codes_dir, config.codes.profile)
+    return class_labels((entry.kind, entry.code, entry.minor_name)
+                        for entry in profile.entries.values())  # fmt: skip
+
+
+def _bulletin_names(config: GatewayConfig) -> BulletinNames:
+    """The bulletin's city and issuer (`[bulletin]`)."""
+    return BulletinNames(config.bulletin.city, config.bulletin.issued_by)

@@ -1,4 +1,5 @@
-"""What the console's pages read, and the one thing they change (a dead letter's retry).
+"""What the console's pages read, and the two things they change: a dead letter's retry,
+and a case's lifecycle (a transition, under the registry's rules and lock).
 
 Every store is opened on connections of the console's own, never the intake's or the
 pipeline's: in the embedded mode the data directory's SQLite files (WAL, so reading
@@ -10,17 +11,22 @@ not for several threads at once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from gateway.cases.evaluation import Evaluation
+from gateway.cases.settings import ScoreSettings
+from gateway.cases.workflow import CaseEvent, CaseLife, Command, Refusal, Timekeeper
 from gateway.devices.device_registry import Device, DeviceRegistry
+from gateway.sinks import case_stats
+from gateway.sinks.case_ledger import LIFE_COLUMNS, Applied, Overdue, life_of
 from gateway.sinks.case_search import CaseQuery, CaseRow, Facets
-from gateway.sinks.ports import ObjectReader
+from gateway.sinks.ports import ObjectReader, TaskRecord
 from gateway.store.db import Database
 from gateway.store.outbox import DeadLetterRow, Outbox
 
@@ -40,6 +46,23 @@ class CaseSearch(Protocol):
     def get_case(self, case_no: str) -> CaseRow | None: ...
 
     def facets(self) -> Facets: ...
+
+    # The lifecycle (gateway/sinks/ports.py's CaseBook) and the case's tasks (TaskBook).
+    def act(self, command: Command, clock: Timekeeper) -> Applied | Refusal: ...
+
+    def life(self, case_no: str) -> CaseLife | None: ...
+
+    def history(self, case_no: str) -> list[CaseEvent]: ...
+
+    def overdue(self, now: datetime, limit: int) -> list[Overdue]: ...
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]: ...
+
+    def stamp(self, moment: datetime) -> object: ...
+
+    def tasks(
+        self, *, unsent_only: bool = False, case_no: str | None = None, limit: int = 200
+    ) -> list[TaskRecord]: ...
 
     def close(self) -> None: ...
 
@@ -134,6 +157,48 @@ class Sources:
         if self._facets is None or now - self._facets[0] > FACETS_TTL_S:
             self._facets = (now, self.cases(lambda cases: cases.facets()))
         return self._facets[1]
+
+    # ---- a case's lifecycle ----------------------------------------------------------------
+
+    def lives(self, rows: Sequence[CaseRow]) -> dict[str, CaseLife]:
+        """The lifecycle of each listed case, in one read (not one a row)."""
+        if not rows:
+            return {}
+        marks = ", ".join("?" * len(rows))
+        sql = f"SELECT case_no, kind, class_code, {LIFE_COLUMNS} FROM cases WHERE id IN ({marks})"  # noqa: S608 - only ?s
+        found = self.cases(lambda cases: cases.query(sql, [row.id for row in rows]))
+        return {
+            str(case_no): life_of(str(case_no), str(kind), str(code), life)
+            for case_no, kind, code, *life in found
+        }
+
+    def life(self, case_no: str) -> CaseLife | None:
+        return self.cases(lambda cases: cases.life(case_no))
+
+    def history(self, case_no: str) -> list[CaseEvent]:
+        return self.cases(lambda cases: cases.history(case_no))
+
+    def tasks(self, case_no: str) -> list[TaskRecord]:
+        return self.cases(lambda cases: cases.tasks(case_no=case_no, limit=50))
+
+    def evaluate(
+        self,
+        start: date,
+        end: date,
+        by: str,
+        as_of: datetime,
+        score: ScoreSettings,
+        labels: Mapping[str, str] | None = None,
+    ) -> Evaluation:
+        """`gateway stats`' figures (gateway/sinks/case_stats.py), on the console's registry."""
+        return self.cases(
+            lambda cases: case_stats.evaluate(cases, start, end, by, as_of, score, labels)
+        )
+
+    def act(self, command: Command, clock: Timekeeper) -> Applied | Refusal:
+        """One transition, applied by the registry under the case's lock (its rules:
+        `gateway.cases.workflow.decide`)."""
+        return self.cases(lambda cases: cases.act(command, clock))
 
     # ---- the fleet -------------------------------------------------------------------------
 

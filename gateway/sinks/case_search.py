@@ -159,6 +159,10 @@ class CaseQuery:
     inspector_id: str | None = None
     inside_window: bool | None = None
     inside_coverage: bool | None = None
+    state: str | None = None  # a lifecycle state (gateway.cases.workflow.State's value)
+    # Overdue only: in handling with its deadline before this instant (the `cases_running`
+    # index; a suspended case's clock stands still, so it is not counted).
+    overdue_at: datetime | None = None
     before_id: int | None = None  # keyset paging: cases older than this one
     after_id: int | None = None  # live updates: cases newer than this one
     limit: int = 50  # the console asks for at most PAGE_MAX a page (its map for more)
@@ -167,7 +171,7 @@ class CaseQuery:
         self, tz: ZoneInfo, stamp: Callable[[datetime], Any] = lambda moment: moment
     ) -> tuple[str, list[Any]]:
         """The WHERE clause and its arguments; `stamp` gives an instant as the registry
-        stores `received_at` (PostgreSQL: the datetime; SQLite: `utc_text`)."""
+        stores `received_at` and `deadline_at` (PostgreSQL: the datetime; SQLite: `utc_text`)."""
         clauses: list[str] = []
         args: list[Any] = []
         if self.day is not None:
@@ -189,6 +193,12 @@ class CaseQuery:
             if flag is not None:
                 clauses.append(f"{column} = ?")
                 args.append(int(flag))
+        if self.state:
+            clauses.append("state = ?")
+            args.append(self.state)
+        if self.overdue_at is not None:
+            clauses.append("state = 'handling' AND deadline_at < ?")
+            args.append(stamp(self.overdue_at))
         if self.unit:
             clauses.append("id IN (SELECT case_id FROM case_units WHERE unit = ?)")
             args.append(self.unit)

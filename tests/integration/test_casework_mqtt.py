@@ -9,17 +9,23 @@ project's password file and ACL) and the gateway on its SQLite registry:
 from __future__ import annotations
 
 import json
-import queue
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 
 from tests.factories import envelope
-from tests.integration.helpers import Client, OperatorStack, Probe, operator_stack, wait_until
+from tests.integration.helpers import (
+    OperatorStack,
+    Probe,
+    casework_account,
+    connected,
+    operator_stack,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,76 +38,6 @@ def stack(tmp_path: Path) -> Iterator[OperatorStack]:
     config.write_text("[pipeline]\ncase_events_poll_s = 0.2\n")
     with operator_stack(tmp_path, ("tz-a",), config=config) as running:
         yield running
-
-
-class Backend(Client):
-    """A casework backend logged in as its own account: commands out, answers and events in."""
-
-    def __init__(self, stack: OperatorStack, username: str, password: str) -> None:
-        super().__init__(
-            stack.broker.url,
-            f"{username}-{uuid.uuid4().hex[:6]}",
-            [f"cgt/v1/cases/answers/{username}", "cgt/v1/cases/events/#"],
-            username=username,
-            password=password,
-        )
-        self.username = username
-        self.answers: dict[str | None, dict[str, Any]] = {}
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def pump(self) -> Literal[False]:
-        """Takes what arrived into `answers` and `events`; False, for predicates."""
-        while True:
-            try:
-                topic, payload = self.received.get_nowait()
-            except queue.Empty:
-                return False
-            body = json.loads(payload)
-            if topic.startswith("cgt/v1/cases/events/"):
-                self.events.append((topic, body))
-            else:
-                self.answers[body["command_id"]] = body
-
-    def ask(
-        self, case_no: str, action: str, command_id: str | None = None, **more: Any
-    ) -> dict[str, Any]:
-        command_id = command_id or str(uuid.uuid4())
-        body = {
-            "v": 1,
-            "command_id": command_id,
-            "case_no": case_no,
-            "action": action,
-            "by": "王受理",
-        }
-        self.publish(f"cgt/v1/cases/commands/{self.username}", json.dumps(body | more).encode())
-        self.answers.pop(command_id, None)
-        wait_until(lambda: self.pump() or command_id in self.answers, 20, f"the answer to {action}")
-        return self.answers[command_id]
-
-    def wait_events(self, count: int) -> list[tuple[str, dict[str, Any]]]:
-        wait_until(lambda: self.pump() or len(self.events) >= count, 20, f"{count} case events")
-        return self.events
-
-
-def casework_account(stack: OperatorStack, name: str) -> str:
-    added = stack.devices("casework", "add", name)
-    assert added.returncode == 0, added.stderr
-    assert "broker reloaded" in added.stderr
-    return added.stdout.strip()
-
-
-def connected(stack: OperatorStack, username: str, password: str) -> Backend:
-    """The broker reloads its password file on SIGHUP, a moment after the command."""
-    deadline = time.monotonic() + 10
-    while True:
-        probe = Probe(stack.broker.url, username, password)
-        answer = probe.connack()
-        probe.close()
-        if answer == "Success" or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert answer == "Success"
-    return Backend(stack, username, password)
 
 
 def test_a_backend_drives_a_case_over_mqtt_and_every_step_is_published(

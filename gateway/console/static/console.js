@@ -44,7 +44,15 @@ function startReports() {
         cells[8].className = r.inside_window ? "ok" : "warn";
         cells[9].textContent = flag(r.inside_coverage);
         cells[9].className = r.inside_coverage ? "ok" : "warn";
-        cells[10].textContent = words.registered;
+        cells[10].className = "state";
+        cells[10].dataset.state = r.state;
+        if (r.light) {
+          const dot = document.createElement("span");
+          dot.className = `light light-${r.light}`;
+          dot.title = words[r.light] || r.light;
+          cells[10].append(dot, " ");
+        }
+        cells[10].append(r.state_label);
         body.prepend(row);
         const empty = document.getElementById("no-reports");
         if (empty) { empty.remove(); }
@@ -109,6 +117,20 @@ function confirmRetries() {
   }
 }
 
+// ---- a case's transition form: only the fields the chosen action reads -----------------
+function startActForm() {
+  const action = document.getElementById("act-action");
+  if (!action) { return; }
+  const show = () => {
+    for (const field of document.querySelectorAll("#act-form [data-for]")) {
+      field.hidden = !field.dataset.for.split(" ").includes(action.value);
+    }
+  };
+  action.addEventListener("change", show);
+  show();
+}
+
 startReports();
+startActForm();
 startFleet();
 confirmRetries();
