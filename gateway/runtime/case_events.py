@@ -12,48 +12,21 @@ stays unpublished and goes again next round.
 from __future__ import annotations
 
 import sqlite3
-import threading
-
-from structlog.typing import FilteringBoundLogger
 
 from gateway.errors import SinkError
 from gateway.protocols import casework
-from gateway.sinks.ports import CaseRegistry, Publisher
+from gateway.runtime.polling import PollingPublisher
+from gateway.sinks.ports import CaseRegistry
 
 
-class CaseEventPublisher:
+class CaseEventPublisher(PollingPublisher[CaseRegistry]):
     """Publishes the registry's unpublished case events every `poll_s` seconds."""
-
-    def __init__(
-        self,
-        registry: CaseRegistry,
-        publisher: Publisher,
-        poll_s: float,
-        batch: int,
-        publish_timeout_s: float,
-        log: FilteringBoundLogger,
-    ) -> None:
-        self.registry = registry
-        self.publisher = publisher
-        self.poll_s = poll_s
-        self.batch = batch
-        self.publish_timeout_s = publish_timeout_s
-        self.log = log
-
-    def run(self, stop: threading.Event) -> None:
-        try:
-            while not stop.is_set():
-                # A full batch published means more may wait: go on at once.
-                if self.publish_once() < self.batch:
-                    stop.wait(self.poll_s)
-        finally:
-            self.registry.close()
 
     def publish_once(self) -> int:
         """One round; returns how many events the broker acknowledged. Failures are logged
         and retried next round: the registry keeps the events unpublished meanwhile."""
         try:
-            due = self.registry.unpublished_events(self.batch)
+            due = self.store.unpublished_events(self.batch)
             if not due:
                 return 0
             messages = [
@@ -67,7 +40,7 @@ class CaseEventPublisher:
                 if ok
             ]
             if done:
-                self.registry.mark_events_published([event_id for event_id, _ in done])
+                self.store.mark_events_published([event_id for event_id, _ in done])
         except (SinkError, sqlite3.Error) as error:
             self.log.warning("case_event.publish_failed", error=str(error))
             return 0

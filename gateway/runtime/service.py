@@ -121,17 +121,14 @@ def start_task_dispatcher(
 ) -> threading.Thread:
     """Tasks a backend inserted into the registry, published by their own thread (with its
     own registry connection: the registry sink's is busy on the sink's thread)."""
-    dispatcher = TaskDispatcher(
+    return TaskDispatcher(
         open_registry(config, log),
         publisher,
         poll_s=config.tasks.poll_s,
         batch=config.tasks.batch,
         publish_timeout_s=config.pipeline.publish_timeout_s,
         log=log,
-    )
-    thread = threading.Thread(target=dispatcher.run, args=(stop,), name="tasks", daemon=True)
-    thread.start()
-    return thread
+    ).start("tasks", stop)
 
 
 def start_case_events(
@@ -139,17 +136,14 @@ def start_case_events(
 ) -> threading.Thread:
     """Case events for casework backends, published by their own thread (and registry
     connection), like the tasks."""
-    publishing = CaseEventPublisher(
+    return CaseEventPublisher(
         open_registry(config, log),
         publisher,
         poll_s=config.pipeline.case_events_poll_s,
         batch=config.pipeline.case_events_batch,
         publish_timeout_s=config.pipeline.publish_timeout_s,
         log=log,
-    )
-    thread = threading.Thread(target=publishing.run, args=(stop,), name="case-events", daemon=True)
-    thread.start()
-    return thread
+    ).start("case-events", stop)
 
 
 def _pipeline_process(config_json: str, parent_pid: int) -> None:

@@ -10,13 +10,13 @@ deduplicate by `task_id`).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 from structlog.typing import FilteringBoundLogger
 
 from gateway.errors import SinkError
 from gateway.protocols import terminal
+from gateway.runtime.polling import PollingPublisher
 from gateway.sinks.ports import Publisher, TaskBook, TaskRecord
 
 
@@ -51,41 +51,19 @@ def publish_tasks(
     return sent
 
 
-class TaskDispatcher:
+class TaskDispatcher(PollingPublisher[TaskBook]):
     """Publishes the registry's unsent tasks every `poll_s` seconds, on its own thread."""
 
-    def __init__(
-        self,
-        book: TaskBook,
-        publisher: Publisher,
-        poll_s: float,
-        batch: int,
-        publish_timeout_s: float,
-        log: FilteringBoundLogger,
-    ) -> None:
-        self.book = book
-        self.publisher = publisher
-        self.poll_s = poll_s
-        self.batch = batch
-        self.publish_timeout_s = publish_timeout_s
-        self.log = log
-
-    def run(self, stop: threading.Event) -> None:
-        try:
-            while not stop.is_set():
-                # A full batch sent means more may wait: go on at once.
-                if self.dispatch_once() < self.batch:
-                    stop.wait(self.poll_s)
-        finally:
-            self.book.close()
+    def publish_once(self) -> int:
+        return self.dispatch_once()
 
     def dispatch_once(self) -> int:
         """One round; returns how many tasks were sent. Failures are logged and retried at
         the next round: the registry keeps the tasks unsent meanwhile."""
         try:
             # Held for long enough to publish and mark them, with room to spare.
-            due = self.book.claim_unsent(self.batch, max(30.0, 4 * self.publish_timeout_s))
-            sent = publish_tasks(self.book, self.publisher, due, self.publish_timeout_s, self.log)
+            due = self.store.claim_unsent(self.batch, max(30.0, 4 * self.publish_timeout_s))
+            sent = publish_tasks(self.store, self.publisher, due, self.publish_timeout_s, self.log)
         except SinkError as error:
             self.log.warning("task.dispatch_failed", error=str(error))
             return 0

@@ -53,8 +53,9 @@ _TEXTS: Final = frozenset({"condition", "time_limit", "resume_to"})
 
 def _columns(text: str, moment: str, integer: str) -> str:
     """The lifecycle's ALTER TABLEs in an engine's types; plus `lead_unit` (the first unit
-    dispatched to, which statistics by unit count a case under) and `received_day` (the
-    local date of arrival, which they group and filter on)."""
+    of the current dispatch, which statistics by unit count a case under; none after a
+    return until it is dispatched again) and `received_day` (the local date of arrival,
+    which they group and filter on)."""
     count = f"{integer} NOT NULL DEFAULT 0"
     special = {
         "state": f"{text} NOT NULL DEFAULT 'reported'",
