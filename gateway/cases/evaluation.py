@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from gateway.cases.settings import ScoreSettings
+from gateway.normalize.codes import CodeProfile
 
 # What `gateway stats --by` groups on.
 BY_KEYS: Final = (
@@ -62,6 +63,9 @@ SUPPORT_KEYS: Final = (
 )
 
 ALL_COUNT_KEYS: Final = COUNT_KEYS + SUPPORT_KEYS
+
+# The counts a table of figures shows (`gateway stats`, the console), before the rates.
+TABLE_COUNTS: Final = ("reported", "filed", "dispatched", "handled", "closed", "due", "overdue")
 
 # The rates of every grouping, and those only units or inspectors get.
 RATE_KEYS: Final = (
@@ -343,9 +347,11 @@ def from_groups(groups: Iterable[Group]) -> dict[str, int]:
 KIND_ZH: Final[Mapping[str, str]] = {"component": "部件", "event": "事件"}
 
 
-def class_labels(entries: Iterable[tuple[str, str, str]]) -> dict[str, str]:
-    """--by class labels from a code profile's (kind, code, minor name) entries:
-    "event:0102" → "事件 0102 暴露垃圾"."""
+def class_labels(profile: CodeProfile, *, short: bool = False) -> dict[str, str]:
+    """--by class labels from the code profile: "event:0102" → "事件 0102 暴露垃圾", or
+    with `short` the minor class's name alone ("暴露垃圾", where a table shows the kind)."""
     return {
-        f"{kind}:{code}": f"{KIND_ZH.get(kind, kind)} {code} {name}" for kind, code, name in entries
-    }
+        f"{kind}:{code}": entry.minor_name if short
+        else f"{KIND_ZH.get(kind, kind)} {code} {entry.minor_name}"
+        for (kind, code), entry in profile.entries.items()
+    }  # fmt: skip

@@ -12,6 +12,7 @@ from structlog.typing import FilteringBoundLogger
 
 from gateway import logs
 from gateway.bulletin import content, render
+from gateway.cases.evaluation import class_labels
 from gateway.cli.options import config_option, data_dir_option, fail, load_or_exit, registry_option
 from gateway.config import GatewayConfig
 from gateway.errors import ConfigError, SinkError
@@ -83,7 +84,7 @@ def bulletin(
             config.cases.score,
             city=city or config.bulletin.city,
             issuer=issuer or (f"{city}城市管理监督指挥中心" if city else config.bulletin.issued_by),
-            labels={"class": class_labels(config)},
+            labels={"class": _class_names(config)},
         )
     except SinkError as error:
         fail(str(error), 1)
@@ -108,11 +109,10 @@ def _open(config: GatewayConfig, log: FilteringBoundLogger) -> content.Registry:
     return SqliteRegistry(config.registry_path, config.timezone, log)
 
 
-def class_labels(config: GatewayConfig) -> dict[str, str]:
-    """ "event:0102" → "暴露垃圾": the problem classes by their minor name in the code
-    profile the gateway classifies with; none when it cannot be read."""
+def _class_names(config: GatewayConfig) -> dict[str, str]:
+    """ "event:0102" → "暴露垃圾" (the bulletin's tables show the kind beside it); none when
+    the code profile cannot be read."""
     try:
-        profile = load_profile(config.codes_dir, config.codes.profile)
+        return class_labels(load_profile(config.codes_dir, config.codes.profile), short=True)
     except ConfigError:
         return {}
-    return {f"{kind}:{code}": entry.minor_name for (kind, code), entry in profile.entries.items()}

@@ -16,6 +16,7 @@ from gateway.cases.evaluation import (
     BY_HEADERS,
     BY_KEYS,
     HEADERS,
+    TABLE_COUNTS,
     Evaluation,
     Figures,
     class_labels,
@@ -37,7 +38,6 @@ from gateway.runtime.wiring import open_registry
 from gateway.sinks.case_stats import evaluate
 
 # The counts the readable table shows; --json gives them all.
-TABLE_COUNTS = ("reported", "filed", "dispatched", "handled", "closed", "due", "overdue")
 
 
 @click.command()
@@ -103,12 +103,9 @@ def _instant(text: str, config: GatewayConfig) -> datetime:
 
 def _class_labels(config: GatewayConfig) -> dict[str, str]:
     try:
-        profile = load_profile(config.codes_dir, config.codes.profile)
+        return class_labels(load_profile(config.codes_dir, config.codes.profile))
     except ConfigError as error:
         config_error_exit(error)
-    return class_labels(
-        (entry.kind, entry.code, entry.minor_name) for entry in profile.entries.values()
-    )
 
 
 def table(found: Evaluation) -> str:

@@ -49,7 +49,7 @@ from structlog.typing import FilteringBoundLogger
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway.cases.deadlines import TimeLimit
-from gateway.cases.evaluation import BY_HEADERS, BY_KEYS, HEADERS, Figures, rate_keys
+from gateway.cases.evaluation import BY_HEADERS, BY_KEYS, HEADERS, TABLE_COUNTS, Figures, rate_keys
 from gateway.cases.settings import CasesSettings
 from gateway.cases.workflow import (
     ACTION_ZH,
@@ -608,7 +608,7 @@ class Console:
                 problem = "registry_unavailable"
         groups = found.groups if found else ()
         month = request.args.get("month") or start.strftime("%Y-%m")
-        keys = [*STATS_COUNTS, *rate_keys(by)]
+        keys = [*TABLE_COUNTS, *rate_keys(by)]
         return render_template(
             "stats.html",
             start=start,
@@ -805,9 +805,6 @@ def _origin(template: str) -> str:
 
 
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-# The counts `gateway stats` shows in its table (gateway/cli/stats.py's TABLE_COUNTS),
-# then the grouping's rates, score and grade.
-STATS_COUNTS = ("reported", "filed", "dispatched", "handled", "closed", "due", "overdue")
 
 
 def _unit_choices(row: CaseRow, life: CaseLife) -> list[str]:

@@ -91,9 +91,7 @@ def _class_names(config: GatewayConfig) -> dict[str, str]:
     """ "event:0102" → "事件 0102 暴露垃圾", for statistics and bulletins by class."""
     from gateway.normalize.codes import load_profile  # noqa: PLC0415 - the console's only
 
-    profile = load_profile(config.codes_dir, config.codes.profile)
-    return class_labels((entry.kind, entry.code, entry.minor_name)
-                        for entry in profile.entries.values())  # fmt: skip
+    return class_labels(load_profile(config.codes_dir, config.codes.profile))
 
 
 def _bulletin_names(config: GatewayConfig) -> BulletinNames:

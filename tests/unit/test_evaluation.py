@@ -25,6 +25,7 @@ from gateway.cases.evaluation import (
     unit_score,
 )
 from gateway.cases.settings import ScoreSettings
+from gateway.normalize.codes import ClassEntry, CodeProfile
 
 AS_OF = datetime(2026, 12, 1, tzinfo=UTC)
 NOV = (date(2026, 11, 1), date(2026, 11, 30))
@@ -119,9 +120,18 @@ def test_units_are_scored_against_the_unit_with_most_filed_and_graded() -> None:
     assert found.total.score is None
 
 
+GARBAGE = CodeProfile("t", {("event", "0102"): ClassEntry(
+    "event", "0102", "01", "市容环境", "02", "暴露垃圾", "exposed garbage")})  # fmt: skip
+
+
+def test_class_labels_name_the_kind_code_and_class_or_the_class_alone() -> None:
+    assert class_labels(GARBAGE) == {"event:0102": "事件 0102 暴露垃圾"}
+    assert class_labels(GARBAGE, short=True) == {"event:0102": "暴露垃圾"}
+
+
 def test_the_json_has_every_count_and_rate_flat_in_each_group() -> None:
     found = evaluation(*NOV, "class", AS_OF, {"event:0102": {"reported": 1}}, SCORE,
-                       class_labels([("event", "0102", "暴露垃圾")]))  # fmt: skip
+                       class_labels(GARBAGE))  # fmt: skip
     shown = found.as_json()
     assert (shown["from"], shown["to"], shown["by"]) == ("2026-11-01", "2026-11-30", "class")
     assert shown["as_of"] == "2026-12-01T00:00:00+00:00"
