@@ -16,6 +16,7 @@ import shutil
 import signal
 import sys
 import threading
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,8 +29,12 @@ from gateway.console.accounts import Accounts
 from gateway.devices.broker_setup import BrokerSetup, TlsRequest, configure_broker
 from gateway.devices.device_registry import DeviceRegistry
 from gateway.devices.passwords import hash_password, new_password
+from gateway.harness.desk import work_cases
 from gateway.harness.gateway_process import GatewayProcess
 from gateway.harness.mosquitto import Mosquitto, free_port
+from gateway.normalize.settings import AcceptanceSettings
+from gateway.sinks.case_registry_sqlite import SqliteRegistry
+from gateway.sinks.case_search import PAGE_MAX, CaseQuery
 
 DEMO_UNIT = "崇川区城市管理监督指挥中心"
 MARKER = ".cgt-demo"  # only a directory the demo made itself is ever wiped
@@ -128,6 +133,29 @@ where things are:
     )
 
 
+def new_cases(gateway_dir: Path) -> list[tuple[str, tuple[str, ...]]]:
+    """The cases the fleet made, oldest first, each with the units answerable for its road."""
+    registry = SqliteRegistry(gateway_dir / "registry.db", AcceptanceSettings().zone)
+    try:
+        rows = reversed(registry.find_cases(CaseQuery(limit=PAGE_MAX)))
+        return [
+            (row.case_no, tuple(unit.unit_zh for unit in row.report.location.responsible_units))
+            for row in rows
+        ]
+    finally:
+        registry.close()
+
+
+def show_casework(done: Counter[str]) -> None:
+    steps = ", ".join(f"{step} {count}" for step, count in sorted(done.items()))
+    print(
+        f"command center (casework.desk over MQTT, docs/cases.md): {steps}\n"
+        "  the console shows each case's state, deadline light and history; /stats the"
+        " figures and the month's bulletin",
+        file=sys.stderr,
+    )
+
+
 def run_demo(
     data_dir: Path, terminals: int, reports_per_terminal: int, *, keep_serving: bool = True
 ) -> int:
@@ -166,6 +194,7 @@ def run_demo(
             outcomes = orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2)
             (data_dir / "outcomes.json").write_bytes(outcomes)
             report(summary, gateway, broker, setup)
+            show_casework(work_cases(gateway_dir, broker.url, ca_file, new_cases(gateway_dir)))
             show_console(console_url, logins)
             if keep_serving:
                 print("the console keeps serving until Ctrl-C", file=sys.stderr, flush=True)

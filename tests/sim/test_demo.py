@@ -26,6 +26,12 @@ def test_the_demo_runs_a_district_over_tls_with_a_password_per_terminal(tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
     assert "accepted 3, rejected 0, not answered 0" in result.stdout
     assert "cases registered        3" in result.stdout
+    # The demo's command center took the three cases on over MQTT, with its own account.
+    desk = re.search(r"command center \(casework\.desk over MQTT.*\): (.*)", result.stderr)
+    assert desk is not None, result.stderr
+    assert desk.group(1) == (
+        "accept applied 1, file applied 1, refuse applied 1, self-handled applied 1"
+    )
     assert "mqtts://127.0.0.1:" in result.stderr
     assert re.search(r"console  http://127\.0\.0\.1:\d+", result.stderr)
     assert re.search(r"acceptor +\S{16}  \(operator\)", result.stderr)  # a login to use
