@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from bench import (
+    case_stats,
     cluster,
     console,
     fleet,
@@ -18,5 +19,18 @@ from bench import (
     tls,
 )
 
-for module in (pipeline, ingest, tls, sinks, s3_clients, media, geo, nmea, fleet, console, cluster):
+for module in (
+    pipeline,
+    ingest,
+    tls,
+    sinks,
+    s3_clients,
+    media,
+    geo,
+    nmea,
+    fleet,
+    console,
+    cluster,
+    case_stats,
+):
     print(json.dumps(module.run(), indent=2), flush=True)
