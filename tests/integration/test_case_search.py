@@ -109,7 +109,9 @@ def test_cases_registered_before_the_migration_get_their_facts(tmp_path: Path) -
 
     registry = SqliteRegistry(path, TZ)  # applies the last migrations
     assert numbers(registry, district="黄浦区", unit="南京东路街道") == ids(0)
-    assert registry.life(report.case_no).state == "reported"
+    life = registry.life(str(report.case_no))
+    assert life is not None
+    assert life.state == "reported"
     (day,) = registry.conn.execute("SELECT received_day FROM cases").fetchone()
     assert day == "2026-11-28"
     registry.close()
@@ -139,6 +141,8 @@ def test_postgres_cases_registered_before_the_migration_get_their_facts(
 
     registry = PostgresRegistry(postgres_dsn, PostgresSettings(pool_max=2), TZ, logs.get("t"))
     assert numbers(registry, district="静安区", unit="环卫一所", inspector_id="INS-0007") == ids(1)
-    assert registry.life(report.case_no).state == "reported"
+    life = registry.life(str(report.case_no))
+    assert life is not None
+    assert life.state == "reported"
     assert registry._query("SELECT received_day FROM cases", (), "t") == [("2026-11-28",)]
     registry.close()

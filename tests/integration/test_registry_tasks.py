@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -24,7 +24,7 @@ from gateway.protocols.payloads import Task, TaskLocation
 from gateway.sinks.case_registry_postgres import PostgresRegistry
 from gateway.sinks.case_registry_sqlite import SqliteRegistry
 from gateway.sinks.memory import MemoryRegistry
-from gateway.sinks.ports import CaseRegistry, TaskUnknown
+from gateway.sinks.ports import Registry, TaskBook, TaskUnknown
 from gateway.sinks.settings import PostgresSettings
 from tests.factories import normalized
 
@@ -33,9 +33,13 @@ DEVICE = "tz-0001"
 UNREADABLE = "00000000-0000-4000-8000-000000000001"
 
 
+class Tasked(Registry, TaskBook, Protocol):
+    """What these tests ask of a registry (the in-memory one keeps no lifecycle)."""
+
+
 @dataclass
 class Rig:
-    registry: CaseRegistry
+    registry: Tasked
     count: Callable[[str], int]  # rows of `cases` or `verifications`
     # (report_id, task_id, case_no, the stored report's case_no) of every verification
     verifications: Callable[[], list[tuple[str, str, str, str]]]
