@@ -60,6 +60,9 @@ COMMANDS = {
         "case",
         "One step of a case's lifecycle (accept, file, dispatch, …), or show its history.",
     ),
+    "overdue": Entry(
+        "case", "overdue", "Cases in handling past their deadline, the longest overdue first."
+    ),
     "outbox": Entry(
         "outbox",
         "outbox",

@@ -8,16 +8,21 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
-from structlog.typing import FilteringBoundLogger
 
-from gateway import logs
 from gateway.bulletin import content, render
 from gateway.cases.evaluation import class_labels
-from gateway.cli.options import config_option, data_dir_option, fail, load_or_exit, registry_option
+from gateway.cli.options import (
+    config_option,
+    data_dir_option,
+    fail,
+    load_or_exit,
+    local_instant,
+    open_case_registry,
+    registry_option,
+)
 from gateway.config import GatewayConfig
 from gateway.errors import ConfigError, SinkError
 from gateway.normalize.codes import load_profile
-from gateway.sinks.case_registry_sqlite import SqliteRegistry
 
 
 def _month(_: click.Context, __: click.Parameter, value: str) -> date:
@@ -65,17 +70,9 @@ def bulletin(
     tz = config.timezone
     moment = content.default_as_of(month, datetime.now(UTC), tz)
     if as_of is not None:
-        try:
-            moment = datetime.fromisoformat(as_of)
-        except ValueError:
-            raise click.BadParameter("not an ISO 8601 time", param_hint="--as-of") from None
-        moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
-    if not config.registry_in_postgres and not config.registry_path.exists():
-        fail(f"no registry at {config.registry_path}", 2)
-    logs.setup(config.log.level, config.log.format)
-    log = logs.get("gateway.bulletin")
+        moment = local_instant(as_of, tz, "--as-of")
     started = time.perf_counter()
-    book = _open(config, log)
+    book, log = open_case_registry(config, "bulletin")
     try:
         made = content.gather(
             book,
@@ -97,16 +94,6 @@ def bulletin(
         seconds=round(time.perf_counter() - started, 2),
     )  # fmt: skip
     click.echo(str(out))
-
-
-def _open(config: GatewayConfig, log: FilteringBoundLogger) -> content.Registry:
-    """The registry as `runtime.wiring.open_registry` opens it, typed for its reads
-    (`query`, `stamp`, `overdue`), which the sinks' port does not name."""
-    if config.registry_in_postgres and config.registry:
-        from gateway.sinks.case_registry_postgres import PostgresRegistry  # noqa: PLC0415 - a backend chosen by the config
-
-        return PostgresRegistry(config.registry, config.postgres, config.timezone, log)
-    return SqliteRegistry(config.registry_path, config.timezone, log)
 
 
 def _class_names(config: GatewayConfig) -> dict[str, str]:

@@ -9,6 +9,7 @@ channel "cli", and the gateway's clock; the running gateway publishes the event.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from gateway.cli.options import (
     open_case_registry,
     registry_option,
 )
+from gateway.config import GatewayConfig
 from gateway.errors import ConfigError, SinkError
 
 ACTIONS = [action.value for action in Action]
@@ -124,7 +126,7 @@ def _login() -> str:
     return getpass.getuser()
 
 
-def _local(moment: datetime, config: Any) -> str:
+def _local(moment: datetime, config: GatewayConfig) -> str:
     return moment.astimezone(config.acceptance.zone).strftime("%Y-%m-%d %H:%M")
 
 
@@ -169,3 +171,50 @@ def _show(life: CaseLife, events: list[CaseEvent], light: str | None, as_json: b
             + (f" [{'、'.join(event.units)}]" if event.units else "")
             + (f" {event.note}" if event.note else "")
         )
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--limit", type=click.IntRange(1, 10_000), default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a case, a line each.")
+@config_option
+@data_dir_option
+@registry_option
+def overdue(
+    limit: int,
+    as_json: bool,
+    config_file: Path | None,
+    data_dir: Path | None,
+    registry: str | None,
+) -> None:
+    """Cases in handling past their deadline, the longest overdue first.
+
+    Their light is red; a suspended case is not among them (its clock is paused)."""
+    config = load_or_exit(config_file, data_dir=data_dir and str(data_dir), registry=registry)
+    book, _ = open_case_registry(config, "overdue")
+    now = datetime.now(UTC)
+    try:
+        late = book.overdue(now, limit)
+    except SinkError as error:
+        fail(f"the registry: {error}", 3)
+    finally:
+        book.close()
+    for case in late:
+        hours = (now - case.deadline_at).total_seconds() / 3600
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "case_no": case.case_no,
+                        "class_code": case.class_code,
+                        "units": list(case.units),
+                        "deadline_at": case.deadline_at.isoformat(),
+                        "overdue_h": round(hours, 1),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            click.echo(
+                f"{case.case_no}  {_local(case.deadline_at, config)}  {hours:>7.1f} h"
+                f"  {'、'.join(case.units)}"
+            )

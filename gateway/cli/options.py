@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -44,6 +45,18 @@ def open_case_registry(
     logs.setup(config.log.level, config.log.format)
     log = logs.get(f"gateway.{name}")
     return open_registry(config, log), log
+
+
+def local_instant(text: str, tz: tzinfo, param_hint: str) -> datetime:
+    """An RFC 3339 time from the command line; without an offset, in `tz` (the acceptance
+    time zone)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            "RFC 3339, e.g. 2026-12-01T18:00+08:00", param_hint=param_hint
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
 
 
 def config_error_exit(error: ConfigError) -> NoReturn:

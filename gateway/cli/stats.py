@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 
-from gateway import logs
 from gateway.cases.evaluation import (
     BY_HEADERS,
     BY_KEYS,
@@ -29,12 +28,13 @@ from gateway.cli.options import (
     emit_json,
     fail,
     load_or_exit,
+    local_instant,
+    open_case_registry,
     registry_option,
 )
 from gateway.config import GatewayConfig
 from gateway.errors import ConfigError, SinkError
 from gateway.normalize.codes import load_profile
-from gateway.runtime.wiring import open_registry
 from gateway.sinks.case_stats import evaluate
 
 # The counts the readable table shows; --json gives them all.
@@ -71,14 +71,11 @@ def stats(
 ) -> None:
     """Evaluation statistics: counts and rates of a period."""
     config = load_or_exit(config_file, data_dir=data_dir and str(data_dir), registry=registry)
-    moment = _instant(as_of, config) if as_of else datetime.now(UTC)
+    moment = local_instant(as_of, config.timezone, "--as-of") if as_of else datetime.now(UTC)
     if end < start:
         raise click.BadParameter(f"ends before --from {start.date()}", param_hint="--to")
     labels = _class_labels(config) if by == "class" else None
-    if not config.registry_in_postgres and not config.registry_path.exists():
-        fail(f"no registry at {config.registry_path}", 2)
-    logs.setup(config.log.level, config.log.format)
-    book = open_registry(config, logs.get("gateway.stats"))
+    book, _ = open_case_registry(config, "stats")
     try:
         found = evaluate(book, start.date(), end.date(), by, moment, config.cases.score, labels)
     except SinkError as error:
@@ -89,16 +86,6 @@ def stats(
         emit_json(found.as_json())
     else:
         click.echo(table(found))
-
-
-def _instant(text: str, config: GatewayConfig) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as error:
-        raise click.BadParameter(
-            "RFC 3339, e.g. 2026-12-01T18:00+08:00", param_hint="--as-of"
-        ) from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=config.timezone)
 
 
 def _class_labels(config: GatewayConfig) -> dict[str, str]:

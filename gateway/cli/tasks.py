@@ -22,6 +22,7 @@ from gateway.cli.options import (
     data_dir_option,
     fail,
     load_or_exit,
+    local_instant,
     open_case_registry,
     registry_option,
 )
@@ -208,10 +209,4 @@ def _task(
 
 
 def _deadline(value: str | None, tz: ZoneInfo) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter("not an RFC 3339 time", param_hint="--deadline") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+    return None if value is None else local_instant(value, tz, "--deadline")

@@ -4,10 +4,14 @@ same rules, an illegal one refused with its reason and exit 1, `show` with the h
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from gateway.cases.workflow import Action, Command
+from gateway.sinks.case_ledger import Applied
 from gateway.sinks.case_registry_sqlite import SqliteRegistry
+from tests.clocks import NaturalHours
 from tests.commands import gateway
 from tests.factories import normalized, placed
 
@@ -74,3 +78,23 @@ def test_a_command_id_makes_a_step_happen_once(tmp_path: Path) -> None:
     assert first.returncode == again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["repeated"] is True
     assert json.loads(again.stdout)["seq"] == json.loads(first.stdout)["seq"] == 1
+
+
+def test_overdue_lists_the_cases_handling_past_their_deadline(tmp_path: Path) -> None:
+    late, on_time = a_case(tmp_path), a_case(tmp_path)
+    registry = SqliteRegistry(tmp_path / "registry.db", ZoneInfo("Asia/Shanghai"))
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    for case_no in (late, on_time):
+        for action, units in [("accept", ()), ("file", ()), ("dispatch", ("市容环卫处",))]:
+            step = Command(case_no, Action(action), long_ago, "test", "王派遣", units)
+            assert isinstance(registry.act(step, NaturalHours(hours=24)), Applied)
+    feedback = Command(on_time, Action.FEEDBACK, long_ago, "test", "环卫", ("市容环卫处",))
+    assert isinstance(registry.act(feedback, NaturalHours(hours=24)), Applied)
+    registry.close()
+
+    listed = gateway("overdue", "--json", "--data-dir", str(tmp_path))
+    assert listed.returncode == 0, listed.stderr
+    [case] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert case["case_no"] == late
+    assert case["units"] == ["市容环卫处"]
+    assert 47 < case["overdue_h"] < 49  # 3 days ago, a 24-hour limit
