@@ -92,10 +92,25 @@ def html(bulletin: Bulletin, tz: ZoneInfo) -> str:
 
 def pdf(document: str, out: Path) -> None:
     """The same HTML printed to A4 by WeasyPrint."""
-    # Imported here: WeasyPrint loads Pango through cffi, which only the PDF needs.
-    from weasyprint import HTML  # noqa: PLC0415
-
+    HTML = _weasyprint_html()
     HTML(string=document, base_url=str(out.parent)).write_pdf(out)
+
+
+def _weasyprint_html() -> type:
+    """WeasyPrint's `HTML`, imported only for a PDF (it loads Pango through cffi).
+
+    Importing WeasyPrint sets Pillow's process-wide `ImageFile.LOAD_TRUNCATED_IMAGES`,
+    which would make every later decode in the process accept a truncated photo (the
+    photo stage refuses those: `photo.truncated`). The bulletin has no raster images of
+    its own (its charts are SVG), so the flag is put back as it was."""
+    from PIL import ImageFile  # noqa: PLC0415
+
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    try:
+        from weasyprint import HTML  # noqa: PLC0415
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
+    return HTML  # type: ignore[no-any-return]
 
 
 def write(bulletin: Bulletin, out: Path, tz: ZoneInfo) -> None:

@@ -17,17 +17,17 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import pytest
-from click.testing import CliRunner
-from PIL import Image, ImageStat
+from PIL import Image, ImageFile, ImageStat
 
+from gateway.bulletin import render
 from gateway.bulletin.content import percent
 from gateway.cases.settings import ScoreSettings
 from gateway.cases.workflow import Action, Command
-from gateway.cli import main
 from gateway.sinks.case_ledger import Applied, verification_task_id
 from gateway.sinks.case_registry_sqlite import SqliteRegistry
 from gateway.sinks.case_stats import evaluate
 from tests.clocks import NaturalHours
+from tests.commands import gateway
 from tests.factories import normalized, placed
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -135,12 +135,12 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _bulletin(data_dir: Path, out: Path) -> float:
     started = time.perf_counter()
-    result = CliRunner().invoke(
-        main,
-        ["bulletin", "--month", "2026-11", "--out", str(out), "--data-dir", str(data_dir),
-         "--as-of", AS_OF.isoformat()],
+    # In a process of its own, as operators run it: the command sets up logging for itself.
+    result = gateway(
+        "bulletin", "--month", "2026-11", "--out", str(out), "--data-dir", str(data_dir),
+        "--as-of", AS_OF.isoformat(),
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stderr
     return time.perf_counter() - started
 
 
@@ -199,3 +199,11 @@ def test_the_pdf_has_pages_with_the_chinese_text_embedded(data_dir: Path) -> Non
     assert "环卫处" in text
     assert "高发问题" in text
     print(f"pdf rendered in {seconds:.2f} s, {len(pages)} pages")
+
+
+def test_printing_leaves_pillow_refusing_truncated_images(tmp_path: Path) -> None:
+    """WeasyPrint's import sets Pillow's process-wide LOAD_TRUNCATED_IMAGES; a console that
+    prints a bulletin must not make its process accept truncated photos after it."""
+    render.pdf("<html><body><p>数字城管通报</p></body></html>", tmp_path / "one.pdf")
+    assert (tmp_path / "one.pdf").read_bytes().startswith(b"%PDF")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
