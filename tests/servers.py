@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 import boto3
@@ -575,8 +575,7 @@ class S3Server:
             yield seen
         finally:
             self._moto_api("/moto-api/recorder/stop-recording")
-            for line in self._recording_path.read_text().splitlines():
-                entry = json.loads(line)
+            for entry in _json_stream(self._recording_path.read_text()):
                 seen.append(
                     RecordedRequest(
                         entry["method"],
@@ -677,3 +676,18 @@ class S3Server:
             raise RuntimeError(
                 f"the S3 server did not go {state} ({self._returncode()}):\n{_tail(self.log_path)}"
             )
+
+
+def _json_stream(text: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects of moto's recording, one after another. moto writes each request's
+    object and its newline in two writes, from the server's threads at once, so two
+    concurrent requests (the parts of a multipart upload) can leave `{…}{…}\n\n`."""
+    decoder = json.JSONDecoder()
+    at = 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return
+        entry, at = decoder.raw_decode(text, at)
+        yield entry
