@@ -36,18 +36,21 @@ for command in "${!NEEDS[@]}"; do
   fi
 done
 # Chinese text in the console's screenshots needs a CJK font (Chromium draws boxes without).
-if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+# (grep without -q: with pipefail, -q stopping early would fail the pipe with SIGPIPE.)
+if ! fc-list :lang=zh 2>/dev/null | grep . >/dev/null; then
   missing+=(fonts-wqy-microhei)
 fi
 # The bulletin (gateway/bulletin): Noto's CJK fonts, serif and sans, for its text and
 # charts; WeasyPrint's HTML → PDF needs Pango, and HarfBuzz's subsetter to embed only the
 # glyphs used (without it a PDF carries whole 20 MB font collections).
-if ! fc-list 2>/dev/null | grep -q 'Noto Serif CJK SC'; then
+if ! fc-list 2>/dev/null | grep 'Noto Serif CJK SC' >/dev/null; then
   missing+=(fonts-noto-cjk)
 fi
+# ldconfig lives in /sbin, which a non-root PATH may lack.
+ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)
 for library in libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0 \
   libharfbuzz-subset.so.0:libharfbuzz-subset0; do
-  if ! ldconfig -p | grep -q "${library%%:*}"; then
+  if ! "$ldconfig" -p | grep "${library%%:*}" >/dev/null; then
     missing+=("${library##*:}")
   fi
 done

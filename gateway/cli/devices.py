@@ -11,7 +11,9 @@ else goes to stderr. Passwords are never logged or stored, only their hashes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -43,6 +45,9 @@ def _registry(config_file: Path | None, data_dir: Path | None, *, create: bool) 
     return DeviceRegistry(path)
 
 
+T = TypeVar("T")
+
+
 def _say(message: str) -> None:
     click.echo(message, err=True)
 
@@ -63,14 +68,9 @@ def devices_add(
 ) -> None:
     """Register a terminal; print its new broker password (once: it is not stored)."""
     registry = _registry(config_file, data_dir, create=True)
-    password = new_password()
-    try:
-        registry.add(device_id, inspector_id, unit, hash_password(password))
-        applied = apply(registry)
-    except (RegistryError, PkiError) as error:
-        fail(str(error), 2)
-    finally:
-        registry.close()
+    _, applied, password = _with_new_password(
+        registry, lambda hashed: registry.add(device_id, inspector_id, unit, hashed)
+    )
     _say(f"device {device_id} added (inspector {inspector_id}, unit {unit})")
     _say(f"broker login: username {device_id}, the password below (shown this once)")
     _report(applied)
@@ -84,14 +84,9 @@ def devices_add(
 def devices_rotate(device_id: str, config_file: Path | None, data_dir: Path | None) -> None:
     """Give a terminal a new password (printed once); the old one stops working."""
     registry = _registry(config_file, data_dir, create=False)
-    password = new_password()
-    try:
-        device = registry.set_credential(device_id, hash_password(password))
-        applied = apply(registry)
-    except (RegistryError, PkiError) as error:
-        fail(str(error), 2)
-    finally:
-        registry.close()
+    device, applied, password = _with_new_password(
+        registry, lambda hashed: registry.set_credential(device_id, hashed)
+    )
     _say(f"device {device_id} ({device.status}): new password below (shown this once)")
     _report(applied)
     click.echo(password)
@@ -174,6 +169,23 @@ def _as_json(device: Device) -> dict[str, str | None]:
     }
 
 
+def _with_new_password(
+    registry: DeviceRegistry, store: Callable[[str], T]
+) -> tuple[T, Applied, str]:
+    """A new password: its hash stored by `store`, the broker's files rewritten and the
+    broker reloaded, the registry closed. Returns what `store` gave, what was applied, and
+    the password, for the caller to print once (it is not kept)."""
+    password = new_password()
+    try:
+        stored = store(hash_password(password))
+        applied = apply(registry)
+    except (RegistryError, PkiError) as error:
+        fail(str(error), 2)
+    finally:
+        registry.close()
+    return stored, applied, password
+
+
 def _report(applied: Applied) -> None:
     _say(applied.describe())
 
@@ -222,14 +234,9 @@ def casework_add(
 ) -> None:
     """Make an account `casework.NAME`; print its password (once: it is not stored)."""
     registry = _registry(config_file, data_dir, create=True)
-    password = new_password()
-    try:
-        account = registry.add_casework(name, hash_password(password), description)
-        applied = apply(registry)
-    except (RegistryError, PkiError) as error:
-        fail(str(error), 2)
-    finally:
-        registry.close()
+    account, applied, password = _with_new_password(
+        registry, lambda hashed: registry.add_casework(name, hashed, description)
+    )
     _say(f"casework account {account.username} added")
     _say(f"broker login: username {account.username}, the password below (shown this once)")
     _report(applied)
@@ -243,14 +250,9 @@ def casework_add(
 def casework_rotate(name: str, config_file: Path | None, data_dir: Path | None) -> None:
     """Give a casework account a new password (printed once); the old one stops working."""
     registry = _registry(config_file, data_dir, create=False)
-    password = new_password()
-    try:
-        account = registry.set_casework_credential(name, hash_password(password))
-        applied = apply(registry)
-    except (RegistryError, PkiError) as error:
-        fail(str(error), 2)
-    finally:
-        registry.close()
+    account, applied, password = _with_new_password(
+        registry, lambda hashed: registry.set_casework_credential(name, hashed)
+    )
     _say(f"casework account {account.username}: new password below (shown this once)")
     _report(applied)
     click.echo(password)
