@@ -8,10 +8,16 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from gateway import logs
 from gateway.harness.mosquitto import Mosquitto
+from gateway.sinks.case_registry_postgres import PostgresRegistry
+from gateway.sinks.case_registry_sqlite import SqliteRegistry
+from gateway.sinks.settings import PostgresSettings
 from tests.integration.helpers import GatewayProcess
 from tests.servers import PostgresCluster, S3Server
 
@@ -62,3 +68,23 @@ def s3(s3_server: S3Server) -> S3Server:
     s3_server.resume()  # in case a test left it in an outage
     s3_server.reset()
     return s3_server
+
+
+REGISTRY_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def open_case_registry(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """An empty case registry: SQLite in `tmp_path`, or a fresh PostgreSQL database."""
+    if kind == "sqlite":
+        return SqliteRegistry(tmp_path / "registry.db", REGISTRY_TZ)
+    dsn = request.getfixturevalue("postgres_dsn")
+    return PostgresRegistry(dsn, PostgresSettings(pool_max=2), REGISTRY_TZ, logs.get("test"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Each test that asks for it runs on both registries: what one engine answers, the
+    other must too."""
+    found = open_case_registry(request.param, request, tmp_path)
+    yield found
+    found.close()

@@ -3,37 +3,18 @@ the case's lock, the history, idempotent commands, overdue cases, events to publ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-
-from gateway import logs
 from gateway.cases.workflow import Action, Command, Refusal, RefusalCode, State
 from gateway.sinks.case_ledger import Applied
-from gateway.sinks.case_registry_postgres import PostgresRegistry
-from gateway.sinks.case_registry_sqlite import SqliteRegistry
-from gateway.sinks.settings import PostgresSettings
 from tests.clocks import NaturalHours
 from tests.factories import normalized, placed
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 CLOCK = NaturalHours(hours=24)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "sqlite":
-        found: Any = SqliteRegistry(tmp_path / "registry.db", TZ)
-    else:
-        dsn = request.getfixturevalue("postgres_dsn")
-        found = PostgresRegistry(dsn, PostgresSettings(pool_max=2), TZ, logs.get("test"))
-    yield found
-    found.close()
 
 
 def a_case(registry: Any, **placing: Any) -> str:

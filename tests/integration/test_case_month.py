@@ -5,37 +5,20 @@ the outcomes come in plausible shares, and everything happens inside the month."
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bench.case_month import TZ, generate
-from gateway import logs
 from gateway.cases.settings import CasesSettings
 from gateway.cases.timekeeping import timekeeper
 from gateway.cases.workflow import Action, CaseLife, Command, Refusal, State, decide
 from gateway.sinks.case_ledger import instant
-from gateway.sinks.case_registry_postgres import PostgresRegistry
 from gateway.sinks.case_registry_sqlite import SqliteRegistry
-from gateway.sinks.settings import PostgresSettings
 
 REPORTS = 600
 START = datetime(2026, 11, 1, tzinfo=TZ)
 END = datetime(2026, 12, 1, tzinfo=TZ)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "sqlite":
-        found: Any = SqliteRegistry(tmp_path / "registry.db", TZ)
-    else:
-        dsn = request.getfixturevalue("postgres_dsn")
-        found = PostgresRegistry(dsn, PostgresSettings(pool_max=2), TZ, logs.get("test"))
-    yield found
-    found.close()
 
 
 def replayed(life: CaseLife, registry: Any, clock: Any) -> CaseLife:

@@ -4,7 +4,6 @@ newest first, paged by id, and the facts of cases registered before the migratio
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -36,16 +35,11 @@ REPORTS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "sqlite":
-        found: Any = SqliteRegistry(tmp_path / "registry.db", TZ)
-    else:
-        dsn = request.getfixturevalue("postgres_dsn")
-        found = PostgresRegistry(dsn, PostgresSettings(pool_max=2), TZ, logs.get("test"))
-    found.register(REPORTS)
-    yield found
-    found.close()
+@pytest.fixture
+def registry(registry: Any) -> Any:
+    """Both registries (tests/integration/conftest.py), holding REPORTS."""
+    registry.register(REPORTS)
+    return registry
 
 
 def numbers(registry: Any, **query: Any) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -15,19 +14,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway import logs
 from gateway.cases.evaluation import BY_KEYS, COUNT_KEYS
 from gateway.cases.settings import ScoreSettings
 from gateway.cases.workflow import TRANSITIONS, Action, CaseLife, Command, State
 from gateway.protocols.payloads import Task
 from gateway.sinks.case_ledger import Applied, verification_task_id
-from gateway.sinks.case_registry_postgres import PostgresRegistry
 from gateway.sinks.case_registry_sqlite import SqliteRegistry
 from gateway.sinks.case_stats import evaluate
-from gateway.sinks.settings import PostgresSettings
 from tests.clocks import NaturalHours
 from tests.commands import gateway
 from tests.factories import normalized, placed
+from tests.integration.conftest import open_case_registry
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 09:00 on Monday 2 November, local
@@ -38,20 +35,6 @@ SCORE = ScoreSettings()
 DEVICE = "tz-0001"
 
 A, B, C = "环卫处", "城东中队", "市政处"
-
-
-def open_registry(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    if kind == "sqlite":
-        return SqliteRegistry(tmp_path / "registry.db", TZ)
-    dsn = request.getfixturevalue("postgres_dsn")
-    return PostgresRegistry(dsn, PostgresSettings(pool_max=2), TZ, logs.get("test"))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    found = open_registry(request.param, request, tmp_path)
-    yield found
-    found.close()
 
 
 def a_case(
@@ -370,7 +353,7 @@ def expected_counts(lives: list[CaseLife], as_of: datetime) -> dict[str, int]:
 def test_random_lifecycles_give_the_same_figures_on_both_engines(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    books = [open_registry(kind, request, tmp_path) for kind in ("sqlite", "postgres")]
+    books = [open_case_registry(kind, request, tmp_path) for kind in ("sqlite", "postgres")]
     try:
         numbers = random_month(books, seed=20261102, cases=120)
         lives = [books[0].life(case_no) for case_no in numbers]
