@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 from bench.common import cpu_model, summary, write
 from gateway import logs
 from gateway.console.accounts import Accounts
-from gateway.console.app import MapLayers, create_app
+from gateway.console.app import Console, MapLayers, create_app
 from gateway.console.settings import ConsoleSettings
 from gateway.console.sources import Sources
 from gateway.devices.device_registry import DeviceRegistry
@@ -146,7 +146,7 @@ def console(registry: Any, data_dir: Path, layers: MapLayers) -> Iterator[Any]:
         registry, LocalObjectStore(data_dir / "objects"), connect(data_dir / "inbox.db", INBOX),
         Outbox(data_dir / "outbox.db"), DeviceRegistry.in_data_dir(data_dir), TZ,
     )  # fmt: skip
-    app = create_app(sources, accounts, ConsoleSettings(), layers, logs.get("bench"))
+    app = create_app(Console(sources, accounts, ConsoleSettings(), layers, logs.get("bench")))
     try:
         yield app
     finally:

@@ -134,23 +134,9 @@ class BulletinNames:
 GRID_CELLS_MAX = 2_500  # cells drawn at once; further out, the map shows none
 
 
-def create_app(
-    sources: Sources,
-    accounts: Accounts,
-    settings: ConsoleSettings,
-    layers: MapLayers,
-    log: FilteringBoundLogger,
-    status: Callable[[], InstanceStatus] | None = None,
-    *,
-    clock: Timekeeper | None = None,
-    cases: CasesSettings | None = None,
-    class_names: Mapping[str, str] | None = None,
-    names: BulletinNames | None = None,
-) -> Flask:
-    """`clock`: the city's Timekeeper (`gateway.cases.timekeeping`), which transitions
-    need (deadlines) and the lights are measured on; without one the case pages show the
-    lifecycle but offer no transition. `class_names`: "event:0102" → its label, for the
-    statistics by class (`gateway.cases.evaluation.class_labels`)."""
+def create_app(console: Console) -> Flask:
+    """The Flask application serving `console`'s pages."""
+    accounts, settings, sources = console.accounts, console.settings, console.sources
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=accounts.secret_key(),
@@ -175,8 +161,7 @@ def create_app(
     }
     # Before CSRFProtect: its check runs after ours has found who is asking, so that a
     # refused request is audited under its user.
-    Console(sources, accounts, settings, layers, log, status, clock=clock,
-            cases=cases, class_names=class_names, names=names).register(app)  # fmt: skip
+    console.register(app)
     CSRFProtect(app)
     return app
 
@@ -198,6 +183,10 @@ class Console:
         class_names: Mapping[str, str] | None = None,
         names: BulletinNames | None = None,
     ) -> None:
+        """`clock`: the city's Timekeeper (`gateway.cases.timekeeping`), which transitions
+        need (deadlines) and the lights are measured on; without one the case pages show
+        the lifecycle but offer no transition. `class_names`: "event:0102" → its label,
+        for the statistics by class (`gateway.cases.evaluation.class_labels`)."""
         self.sources = sources
         self.accounts = accounts
         self.settings = settings

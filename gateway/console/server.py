@@ -18,7 +18,7 @@ from gateway.cases.evaluation import class_labels
 from gateway.cases.timekeeping import timekeeper
 from gateway.config import GatewayConfig
 from gateway.console.accounts import open_accounts
-from gateway.console.app import BulletinNames, MapLayers, create_app
+from gateway.console.app import BulletinNames, Console, MapLayers, create_app
 from gateway.console.sources import InstanceStatus, open_sources
 from gateway.geo.grid import RegularGrid
 
@@ -54,13 +54,13 @@ class ConsoleServer:
         sources = self._resources.enter_context(open_sources(config))
         accounts = open_accounts(config)
         self._resources.callback(accounts.close)
-        app = create_app(
+        app = create_app(Console(
             sources, accounts, config.console, map_layers(config), log, status,
             clock=timekeeper(config.cases, config.acceptance.zone),
             cases=config.cases,
             class_names=_class_names(config),
             names=_bulletin_names(config),
-        )  # fmt: skip
+        ))  # fmt: skip
         self.server = create_server(
             app,
             host=address[0],

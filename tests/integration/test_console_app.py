@@ -25,7 +25,7 @@ from gateway.cases.settings import CasesSettings
 from gateway.cases.timekeeping import timekeeper
 from gateway.cases.workflow import Action, Command, Refusal, RefusalCode, State
 from gateway.console.accounts import Accounts
-from gateway.console.app import MapLayers, create_app
+from gateway.console.app import Console, MapLayers, create_app
 from gateway.console.i18n import WORDS
 from gateway.console.settings import ConsoleSettings
 from gateway.console.sources import Sources
@@ -71,7 +71,9 @@ def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FlaskClie
         registry, LocalObjectStore(tmp_path / "objects"), connect(tmp_path / "inbox.db", INBOX),
         Outbox(tmp_path / "outbox.db"), DeviceRegistry(tmp_path / "devices.db"), TZ,
     )  # fmt: skip
-    app = create_app(sources, accounts, ConsoleSettings(), layers(request.param), logs.get("t"))
+    app = create_app(
+        Console(sources, accounts, ConsoleSettings(), layers(request.param), logs.get("t"))
+    )
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
     token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
@@ -254,8 +256,8 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
         Outbox(tmp_path / "outbox.db"), DeviceRegistry(tmp_path / "devices.db"), TZ,
     )  # fmt: skip
     settings = CasesSettings()
-    app = create_app(sources, accounts, ConsoleSettings(), layers(False), logs.get("t"),
-                     clock=timekeeper(settings, TZ), cases=settings)  # fmt: skip
+    app = create_app(Console(sources, accounts, ConsoleSettings(), layers(False), logs.get("t"),
+                             clock=timekeeper(settings, TZ), cases=settings))  # fmt: skip
     yield Desk(app, registry, accounts, [str(number) for number in numbers])
     sources.close()
     accounts.close()
