@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gateway.cases.workflow import CaseLife
+
 
 @dataclass(frozen=True)
 class NaturalHours:
@@ -22,6 +24,17 @@ class NaturalHours:
 
     def deadline(self, start: datetime, limit: str) -> datetime:
         return start + timedelta(hours=float(limit.split(maxsplit=1)[0]))
+
+    yellow_at: float = 0.8
+
+    def light(self, life: CaseLife, now: datetime) -> str | None:
+        at = life.measured_at(now)
+        if at is None or life.started_at is None or life.deadline_at is None:
+            return None
+        if at > life.deadline_at:
+            return "red"
+        used = (at - life.started_at) / (life.deadline_at - life.started_at)
+        return "yellow" if used >= self.yellow_at else "green"
 
     def verify_deadline(self, handled_at: datetime) -> datetime:
         return handled_at + timedelta(hours=4)

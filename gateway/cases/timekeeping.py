@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.cases.deadlines import Light, LimitTable, TimeLimit, WorkCalendar
 from gateway.cases.settings import CasesSettings
-from gateway.cases.workflow import CaseLife, State
+from gateway.cases.workflow import CaseLife
 
 
 @lru_cache(maxsize=64)
@@ -53,11 +53,9 @@ class CityTimekeeper:
     def light(self, life: CaseLife, now: datetime) -> Light | None:
         """green / yellow / red on the limit's own clock while a deadline runs; a suspended
         case's light stands still at its suspension."""
-        if life.deadline_at is None or life.started_at is None or life.time_limit is None:
+        at = life.measured_at(now)
+        if at is None or not (life.started_at and life.deadline_at and life.time_limit):
             return None
-        if life.state not in (State.HANDLING, State.SUSPENDED):
-            return None
-        at = life.paused_at if life.state is State.SUSPENDED and life.paused_at else now
         return self.calendar.light(
             life.started_at, life.deadline_at, at, _limit(life.time_limit), self.yellow_at
         )

@@ -160,6 +160,10 @@ class Timekeeper(Protocol):
     def verify_deadline(self, handled_at: datetime) -> datetime:
         """When the on-site check (核查) of a case handled at `handled_at` falls due."""
 
+    def light(self, life: CaseLife, now: datetime) -> str | None:
+        """green / yellow / red by the share of its limit used on the limit's own clock,
+        measured at `life.measured_at(now)`; None when no deadline runs."""
+
 
 @dataclass(frozen=True, slots=True)
 class CaseLife:
@@ -192,18 +196,15 @@ class CaseLife:
     suspensions: int = 0
     self_handled: bool = False
 
-    def light(self, now: datetime, yellow_at: float, elapsed: float | None = None) -> str | None:
-        """green / yellow / red while a deadline runs (None when none does); `elapsed` is
-        the fraction of the limit used, when the caller measured it on the limit's clock."""
-        if self.deadline_at is None or self.state not in (State.HANDLING, State.SUSPENDED):
+    def measured_at(self, now: datetime) -> datetime | None:
+        """The instant its deadline light is measured at: now while it is handled, the
+        moment it was suspended while it is (its clock stands still), None when no
+        deadline runs (then it has no light)."""
+        if self.deadline_at is None or self.started_at is None or self.time_limit is None:
             return None
-        at = self.paused_at if self.state is State.SUSPENDED and self.paused_at else now
-        if at > self.deadline_at:
-            return "red"
-        if elapsed is None and self.started_at is not None:
-            whole = (self.deadline_at - self.started_at).total_seconds()
-            elapsed = (at - self.started_at).total_seconds() / whole if whole > 0 else 1.0
-        return "yellow" if (elapsed or 0.0) >= yellow_at else "green"
+        if self.state is State.SUSPENDED:
+            return self.paused_at or now
+        return now if self.state is State.HANDLING else None
 
 
 @dataclass(frozen=True, slots=True)

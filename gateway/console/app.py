@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -438,14 +438,8 @@ class Console:
 
     def light(self, life: CaseLife, now: datetime) -> str | None:
         """The deadline light, measured on the limit's own clock (working hours) by the
-        city's Timekeeper when there is one; else in natural time."""
-        measure = getattr(self.clock, "light", None)
-        if callable(measure):
-            try:
-                return cast("str | None", measure(life, now))
-            except ValueError:  # a limit the table no longer reads: natural time then
-                pass
-        return life.light(now, self.cases.yellow_at)
+        city's Timekeeper; none without one (a console that cannot make transitions)."""
+        return None if self.clock is None else self.clock.light(life, now)
 
     def conditions(self, kind: str, class_code: str) -> list[str]:
         """The filing conditions the time-limit table has for the class (none offered

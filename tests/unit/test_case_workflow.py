@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.cases.settings import CasesSettings
+from gateway.cases.timekeeping import timekeeper
 from gateway.cases.workflow import (
     FINAL,
     TRANSITIONS,
@@ -28,6 +31,8 @@ from tests.clocks import NaturalHours
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 CLOCK = NaturalHours(hours=24)
+# The city's Timekeeper measures lights (yellow at 80%, [cases] yellow_at's default).
+CITY = timekeeper(CasesSettings(), ZoneInfo("Asia/Shanghai"))
 UNITS = ("市容环卫处", "城东中队")
 
 
@@ -181,7 +186,7 @@ def test_a_suspension_pauses_the_clock_and_resuming_moves_the_deadline_on() -> N
         1,
     )
     # While suspended the light stands still, however late it gets.
-    assert paused.light(T0 + timedelta(days=10), 0.8) == "green"
+    assert CITY.light(paused, T0 + timedelta(days=10)) == "green"
     resumed = decide(paused, command(Action.RESUME, hours=12), CLOCK)
     assert not isinstance(resumed, Refusal)
     life = resumed[0]
@@ -213,12 +218,12 @@ def test_self_handled_counts_as_accepted_filed_handled_and_closed_on_time() -> N
 
 
 def test_the_light_turns_yellow_at_80_percent_and_red_past_the_deadline() -> None:
-    handling = life_in(State.HANDLING)
-    assert handling.light(T0 + timedelta(hours=19), 0.8) == "green"
-    assert handling.light(T0 + timedelta(hours=19.2), 0.8) == "yellow"
-    assert handling.light(T0 + timedelta(hours=24), 0.8) == "yellow"
-    assert handling.light(T0 + timedelta(hours=24.01), 0.8) == "red"
-    assert life_in(State.FILED).light(T0, 0.8) is None
+    handling = life_in(State.HANDLING)  # 24 natural hours from T0
+    assert CITY.light(handling, T0 + timedelta(hours=19)) == "green"
+    assert CITY.light(handling, T0 + timedelta(hours=19.2)) == "yellow"
+    assert CITY.light(handling, T0 + timedelta(hours=24)) == "yellow"
+    assert CITY.light(handling, T0 + timedelta(hours=24.01)) == "red"
+    assert CITY.light(life_in(State.FILED), T0) is None
 
 
 @pytest.mark.parametrize(
