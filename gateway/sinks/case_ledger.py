@@ -333,6 +333,11 @@ def unpublished(execute: Execute, limit: int) -> list[tuple[int, CaseEvent]]:
     return [(int(row[0]), event_of(row[1:])) for row in rows]
 
 
+# A case past its deadline at the instant `?` (red): still in handling, the deadline gone
+# by. Suspended cases are not: their clock stands still. The `cases_running` index serves it.
+PAST_DEADLINE: Final = "(state = 'handling' AND deadline_at < ?)"
+
+
 @dataclass(frozen=True, slots=True)
 class Overdue:
     """A case past its handling deadline (red), for the lists of the console and bulletin."""
@@ -347,8 +352,8 @@ class Overdue:
 def overdue(execute: Execute, now: datetime, stamp: Stamp, limit: int) -> list[Overdue]:
     """Cases in handling past their deadline, the longest overdue first."""
     rows = execute(
-        "SELECT case_no, class_code, units, deadline_at, received_day FROM cases"
-        " WHERE state = 'handling' AND deadline_at < ? ORDER BY deadline_at LIMIT ?",
+        "SELECT case_no, class_code, units, deadline_at, received_day FROM cases"  # noqa: S608 - constants
+        f" WHERE {PAST_DEADLINE} ORDER BY deadline_at LIMIT ?",
         (stamp(now), limit),
     )
     found = []

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.normalize.model import NormalizedReport
+from gateway.sinks.case_ledger import PAST_DEADLINE
 
 PAGE_MAX = 200
 
@@ -197,7 +198,7 @@ class CaseQuery:
             clauses.append("state = ?")
             args.append(self.state)
         if self.overdue_at is not None:
-            clauses.append("state = 'handling' AND deadline_at < ?")
+            clauses.append(PAST_DEADLINE)
             args.append(stamp(self.overdue_at))
         if self.unit:
             clauses.append("id IN (SELECT case_id FROM case_units WHERE unit = ?)")

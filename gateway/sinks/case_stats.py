@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 from gateway.cases.evaluation import BY_KEYS, Evaluation, evaluation, zero_counts
 from gateway.cases.settings import ScoreSettings
-from gateway.sinks.case_ledger import instant
+from gateway.sinks.case_ledger import PAST_DEADLINE, instant
 
 
 class Readable(Protocol):
@@ -41,12 +41,13 @@ KEY_SQL: Final[Mapping[str, str]] = {
 }
 
 # Handling past its deadline at as_of (each `?` is as_of).
-_PAST = "(state = 'handling' AND deadline_at < ?)"
+
 # 应结案: handled (the feedback stands) or handling past its deadline; neither cancelled
 # (作废) nor suspended (挂账, the clock paused) cases are due.
-_DUE = f"(state <> 'cancelled' AND (handled_at IS NOT NULL OR {_PAST}))"
+_DUE = f"(state <> 'cancelled' AND (handled_at IS NOT NULL OR {PAST_DEADLINE}))"
 
-# count → its condition, in the order of the SELECT; as_of once for each `?`.
+# count → its condition, in the order of the SELECT; as_of once for each `?` (each
+# PAST_DEADLINE: handling past its deadline at as_of).
 CONDITIONS: Final[Mapping[str, str]] = {
     "accepted": "accepted_at IS NOT NULL",
     "filed": "filed_at IS NOT NULL",
@@ -59,7 +60,7 @@ CONDITIONS: Final[Mapping[str, str]] = {
     "suspended": "suspensions > 0",
     "cancelled": "state = 'cancelled'",
     "self_handled": "self_handled = 1",
-    "overdue": f"{_DUE} AND (handled_on_time = 0 OR {_PAST})",
+    "overdue": f"{_DUE} AND (handled_on_time = 0 OR {PAST_DEADLINE})",
     "due": _DUE,
     "closed_on_time": "state = 'closed' AND closed_on_time = 1",
     "handled_on_time": f"{_DUE} AND handled_at IS NOT NULL AND handled_on_time = 1",
