@@ -97,8 +97,11 @@ class SqliteRegistry:
         self.conn = connect(path, MIGRATIONS)
         self.tz = tz
         self.log = log or logs.get("registry")
-        with transaction(self.conn):
-            case_ledger.fill_received_days(self._execute, tz)
+        # Only after the migration that added `received_day`: a read first, so that an
+        # ordinary open (the console, `gateway stats`) takes no write lock.
+        if self._execute("SELECT 1 FROM cases WHERE received_day IS NULL LIMIT 1"):
+            with transaction(self.conn):
+                case_ledger.fill_received_days(self._execute, tz)
 
     def register(self, cases: Sequence[NormalizedReport]) -> list[str | TaskUnknown]:
         with transaction(self.conn):
