@@ -13,14 +13,14 @@ from gateway.cases.workflow import CaseLife
 @dataclass(frozen=True)
 class NaturalHours:
     hours: float = 24.0
-    conditions: tuple[str, ...] = ("一般", "紧急")
+    known: tuple[str, ...] = ("一般", "紧急")
 
     def limit_for(self, kind: str, class_code: str, condition: str | None) -> str:
         hours = self.hours / 12 if condition == "紧急" else self.hours
         return f"{hours:g} hours"
 
-    def known_condition(self, kind: str, class_code: str, condition: str) -> bool:
-        return condition in self.conditions
+    def conditions(self, kind: str, class_code: str) -> list[str]:
+        return list(self.known)
 
     def deadline(self, start: datetime, limit: str) -> datetime:
         return start + timedelta(hours=float(limit.split(maxsplit=1)[0]))

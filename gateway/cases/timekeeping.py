@@ -32,9 +32,6 @@ class CityTimekeeper:
     def limit_for(self, kind: str, class_code: str, condition: str | None) -> str:
         return str(self.table.limit_for(kind, class_code, condition))
 
-    def known_condition(self, kind: str, class_code: str, condition: str) -> bool:
-        return condition in self.table.conditions(kind, class_code)
-
     def conditions(self, kind: str, class_code: str) -> list[str]:
         return self.table.conditions(kind, class_code)
 

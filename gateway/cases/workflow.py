@@ -148,7 +148,8 @@ class Timekeeper(Protocol):
         """The handling time limit for the class under the filing condition, as text
         that `deadline` takes (e.g. "1 working day")."""
 
-    def known_condition(self, kind: str, class_code: str, condition: str) -> bool: ...
+    def conditions(self, kind: str, class_code: str) -> list[str]:
+        """The filing conditions the limit table knows for the class (the default first)."""
 
     def deadline(self, start: datetime, limit: str) -> datetime: ...
 
@@ -279,8 +280,8 @@ def decide(
             f" ({STATE_ZH[life.state]}); allowed: {allowed or 'nothing, it is final'}",
         )
     condition = command.condition or life.condition
-    if command.condition is not None and not clock.known_condition(
-        life.kind, life.class_code, command.condition
+    if command.condition is not None and command.condition not in clock.conditions(
+        life.kind, life.class_code
     ):
         return Refusal(
             RefusalCode.CONDITION_UNKNOWN,

@@ -443,12 +443,11 @@ class Console:
 
     def conditions(self, kind: str, class_code: str) -> list[str]:
         """The filing conditions the time-limit table has for the class (none offered
-        without a Timekeeper that names them)."""
-        offer = getattr(self.clock, "conditions", None)
-        if not callable(offer):
+        without a Timekeeper)."""
+        if self.clock is None:
             return []
         try:
-            return [str(condition) for condition in offer(kind, class_code)]
+            return self.clock.conditions(kind, class_code)
         except ValueError:  # a class code the table cannot read
             return []
 
