@@ -18,7 +18,7 @@ from typing import TypeVar
 import click
 
 from gateway.cli.options import config_option, data_dir_option, fail, load_or_exit
-from gateway.devices.broker_files import Applied, apply
+from gateway.devices.broker_files import Applied, apply, with_new_password
 from gateway.devices.broker_setup import TlsRequest, configure_broker
 from gateway.devices.device_registry import (
     FILE_NAME,
@@ -27,7 +27,6 @@ from gateway.devices.device_registry import (
     DeviceRegistry,
     RegistryError,
 )
-from gateway.devices.passwords import hash_password, new_password
 from gateway.devices.pki import CLIENT_DAYS, PkiError
 from gateway.devices.tls_files import write_device_cert
 
@@ -172,18 +171,11 @@ def _as_json(device: Device) -> dict[str, str | None]:
 def _with_new_password(
     registry: DeviceRegistry, store: Callable[[str], T]
 ) -> tuple[T, Applied, str]:
-    """A new password: its hash stored by `store`, the broker's files rewritten and the
-    broker reloaded, the registry closed. Returns what `store` gave, what was applied, and
-    the password, for the caller to print once (it is not kept)."""
-    password = new_password()
+    """`broker_files.with_new_password`, a registry or PKI refusal an exit 2 with why."""
     try:
-        stored = store(hash_password(password))
-        applied = apply(registry)
+        return with_new_password(registry, store)
     except (RegistryError, PkiError) as error:
         fail(str(error), 2)
-    finally:
-        registry.close()
-    return stored, applied, password
 
 
 def _report(applied: Applied) -> None:

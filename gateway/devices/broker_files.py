@@ -14,20 +14,24 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from gateway.devices.acl import render_acl, render_passwords
 from gateway.devices.atomic import write_atomic
 from gateway.devices.device_registry import DeviceRegistry
+from gateway.devices.passwords import hash_password, new_password
 from gateway.devices.tls_files import refresh_crl
 
 PASSWORD_FILE = "passwd"  # noqa: S105 - a file name; the file holds only hashes
 ACL_FILE = "acl"
 PID_FILE = "mosquitto.pid"
 CONF_FILE = "mosquitto.conf"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,22 @@ def apply(registry: DeviceRegistry) -> Applied:
         refresh_crl(conf_dir, registry)
         pid, why = reload_broker(conf_dir / PID_FILE)
     return Applied(conf_dir, pid, f"wrote {conf_dir}/{{{PASSWORD_FILE},{ACL_FILE}}}; {why}")
+
+
+def with_new_password(
+    registry: DeviceRegistry, store: Callable[[str], T]
+) -> tuple[T, Applied, str]:
+    """A new broker password: its hash stored by `store` (a device's or an account's), the
+    broker's files rewritten and the broker reloaded, the registry closed. Returns what
+    `store` gave, what was applied, and the password, for the caller to show once: only
+    its hash is kept."""
+    password = new_password()
+    try:
+        stored = store(hash_password(password))
+        applied = apply(registry)
+    finally:
+        registry.close()
+    return stored, applied, password
 
 
 def reload_broker(pid_file: Path) -> tuple[int | None, str]:

@@ -19,9 +19,8 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.devices.broker_files import apply
+from gateway.devices.broker_files import with_new_password
 from gateway.devices.device_registry import DeviceRegistry
-from gateway.devices.passwords import hash_password, new_password
 from gateway.protocols import casework
 
 ACCOUNT = "desk"
@@ -53,13 +52,10 @@ def plan(index: int, units: Sequence[str]) -> list[tuple[str, dict[str, object]]
 def add_account(gateway_dir: Path) -> str:
     """As `gateway devices casework add desk`: the account, the broker's files rewritten and
     the broker told to reload them; returns its password."""
-    password = new_password()
     registry = DeviceRegistry.in_data_dir(gateway_dir)
-    try:
-        registry.add_casework(ACCOUNT, hash_password(password), "演示受理台")
-        apply(registry)
-    finally:
-        registry.close()
+    _, _, password = with_new_password(
+        registry, lambda hashed: registry.add_casework(ACCOUNT, hashed, "演示受理台")
+    )
     return password
 
 
